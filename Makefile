@@ -1,0 +1,49 @@
+# lwa: the README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= tiny
+DATASET ?=
+NB_OUT := results/notebooks
+
+.PHONY: help run test sync-check nbtest pytest export clean-nbs venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:/'
+
+$(BIN)/.installed: settings.ini setup.py
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed  ## create .venv and install lwa with its pinned dependencies
+
+run: $(BIN)/.installed  ## the main job on the embedded default (PROFILE=tiny, synthetic data)
+	mkdir -p $(NB_OUT)
+	$(BIN)/papermill nbs/exp_popularity.ipynb $(NB_OUT)/exp_popularity-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
+	  -p profile $(PROFILE) $(if $(DATASET),-p dataset $(DATASET))
+
+test: $(BIN)/.installed  ## sync check, then nbdev_test, then pytest
+	$(MAKE) sync-check
+	$(MAKE) nbtest
+	$(MAKE) pytest
+
+sync-check:  ## nbdev_export and nbdev_clean must leave the tree as it was
+	@before=$$(git status --porcelain -- nbs lwa; git diff -- nbs lwa | sha1sum); \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean; \
+	after=$$(git status --porcelain -- nbs lwa; git diff -- nbs lwa | sha1sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "sync-check FAILED: nbdev_export/nbdev_clean changed the tree. Edit the notebooks, run 'make export', commit both."; \
+	  git status --porcelain -- nbs lwa; exit 1; \
+	else echo "sync-check: notebooks and lwa/ are in sync and clean"; fi
+
+nbtest:  ## run the library notebooks top to bottom (experiment notebooks run under pytest)
+	$(BIN)/nbdev_test --skip_file_re '^(exp_|[_.])' --n_workers 2
+
+pytest:
+	$(BIN)/python -m pytest -q tests
+
+export:  ## after editing notebooks: export lwa/ and clean the notebooks
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

@@ -1,0 +1,35 @@
+"The `lwa` console script, as a user runs it."
+import json
+import subprocess
+
+from conftest import BIN, DATA, needs_data
+
+
+def lwa(*args):
+    return subprocess.run([str(BIN / "lwa"), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_profiles_and_resolved_profile():
+    r = lwa("profiles"); assert r.returncode == 0 and {"tiny", "paper", "gpu"} <= {l.split()[0] for l in r.stdout.splitlines()}
+    r = lwa("profile", "paper", "--set", "data.dataset=scientific", "--set", "seeds=[4]")
+    cfg = json.loads(r.stdout)
+    assert cfg["data"]["dataset"] == "scientific" and cfg["seeds"] == [4] and cfg["model"]["teacher"] == "smollm2-135m"
+
+
+def test_bad_input_exits_2_with_the_field_named():
+    r = lwa("profile", "tiny", "--set", "train.epochs=-1")
+    assert r.returncode == 2 and "TrainCfg.epochs: must be > 0" in r.stderr and not r.stdout
+    r = lwa("stats", "books")
+    assert r.returncode == 2 and "unknown dataset 'books'" in r.stderr
+
+
+def test_stats_of_synthetic_data_are_labelled():
+    r = lwa("stats", "synthetic", "--json")
+    (row,) = json.loads(r.stdout)
+    assert r.returncode == 0 and row["synthetic"] is True and row["users"] == 300
+
+
+@needs_data
+def test_stats_of_real_data():
+    (row,) = json.loads(lwa("stats", "office", "--data-dir", str(DATA), "--json").stdout)
+    assert (row["users"], row["items"], row["interactions"]) == (4905, 2420, 53258)
