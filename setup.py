@@ -25,7 +25,6 @@ setuptools.setup(
     keywords=cfg["keywords"].split(),
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
     packages=setuptools.find_packages(include=["lwa", "lwa.*"]),
