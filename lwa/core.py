@@ -8,7 +8,7 @@ __all__ = ['DTYPES', 'PROFILES', 'PACKAGES', 'ConfigError', 'DataCfg', 'ModelCfg
            'package_versions', 'provenance', 'atomic_write_text', 'atomic_write_json', 'atomic_write_csv',
            'RunFinishedError', 'results_root', 'Run']
 
-# %% ../nbs/00_core.ipynb #cc5f90e8
+# %% ../nbs/00_core.ipynb #79bff368
 import dataclasses
 import hashlib
 import json
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-# %% ../nbs/00_core.ipynb #fff7ac1c
+# %% ../nbs/00_core.ipynb #93c82388
 class ConfigError(ValueError):
     "A config value is invalid; the message names the field and the fix."
 
@@ -37,7 +37,7 @@ def _require(ok: bool, where: str, msg: str):
     "Raise `ConfigError('where: msg')` unless `ok`."
     if not ok: raise ConfigError(f"{where}: {msg}")
 
-# %% ../nbs/00_core.ipynb #2370dda0
+# %% ../nbs/00_core.ipynb #ada1eb76
 def _type_ok(v, hint) -> bool:
     "Is `v` an instance of the (simple) type annotation `hint`?"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -62,7 +62,7 @@ def _check_types(obj):
                  f"expected {hints[f.name]}, got {v!r} ({type(v).__name__})")
         if isinstance(v, list) and typing.get_origin(hints[f.name]) is tuple: setattr(obj, f.name, tuple(v))
 
-# %% ../nbs/00_core.ipynb #891b90ae
+# %% ../nbs/00_core.ipynb #e242657a
 @dataclass
 class DataCfg:
     "Which data to load, how to filter it, and the token budgets of a prompt."
@@ -88,7 +88,7 @@ class DataCfg:
         _require(self.neg_sampling in ("uniform", "popularity"), w("neg_sampling"),
                  f"must be 'uniform' or 'popularity', got {self.neg_sampling!r}")
 
-# %% ../nbs/00_core.ipynb #2c5d85a0
+# %% ../nbs/00_core.ipynb #f24b5974
 DTYPES = ("float32", "bfloat16", "float16")
 
 @dataclass
@@ -108,7 +108,7 @@ class ModelCfg:
         _require(self.device.split(":")[0] in ("cpu", "cuda", "mps", "auto"), "ModelCfg.device",
                  f"must be 'cpu', 'cuda[:N]', 'mps' or 'auto', got {self.device!r}")
 
-# %% ../nbs/00_core.ipynb #0f804852
+# %% ../nbs/00_core.ipynb #86aa1fa0
 @dataclass
 class TrainCfg:
     "Optimisation settings shared by fine-tuning and distillation."
@@ -118,6 +118,8 @@ class TrainCfg:
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 0.0  # AdamW weight decay
     max_train_examples: int | None = None  # seeded subsample of training examples; None keeps all
+    train_top_layers: int | None = None  # fine-tune only the top N blocks (plus final norm and head); None: all
+    lora_r: int = 0  # LoRA rank for the decoder (peft); 0: no LoRA
 
     def __post_init__(self):
         _check_types(self)
@@ -128,6 +130,8 @@ class TrainCfg:
         _require(self.weight_decay >= 0, "TrainCfg.weight_decay", "must be >= 0")
         _require(self.max_train_examples is None or self.max_train_examples >= 1, "TrainCfg.max_train_examples",
                  "must be None or >= 1")
+        _require(self.train_top_layers is None or self.train_top_layers >= 0, "TrainCfg.train_top_layers", "must be None or >= 0")
+        _require(self.lora_r >= 0, "TrainCfg.lora_r", f"must be >= 0, got {self.lora_r}")
 
 @dataclass
 class EvalCfg:
@@ -145,7 +149,7 @@ class EvalCfg:
         _require(self.n_boot >= 100, "EvalCfg.n_boot", f"must be >= 100, got {self.n_boot}")
         _require(0 < self.ci < 1, "EvalCfg.ci", f"must be in (0, 1), got {self.ci}")
 
-# %% ../nbs/00_core.ipynb #d7110a4b
+# %% ../nbs/00_core.ipynb #0d76f6fe
 @dataclass
 class Profile:
     "A named, complete experiment configuration."
@@ -184,7 +188,7 @@ class Profile:
         subs = dict(data=DataCfg, model=ModelCfg, train=TrainCfg, eval=EvalCfg)
         return cls(**{k: subs[k](**v) if k in subs else v for k, v in d.items()})
 
-# %% ../nbs/00_core.ipynb #87c1da13
+# %% ../nbs/00_core.ipynb #cb7d25de
 PROFILES = {
     "tiny": lambda: Profile(
         "tiny", "Synthetic data and a small random Llama: runs on a CPU in minutes (tests, CI, the default run).",
@@ -194,10 +198,10 @@ PROFILES = {
         eval=EvalCfg(n_boot=500), seeds=(0,)),
     "paper": lambda: Profile(
         "paper", "Real Amazon data from ../shared/data and the pretrained SmolLM2-135M teacher on 2 CPU cores.",
-        data=DataCfg(dataset="office", max_history=10, max_title_tokens=16, n_neg=99),
+        data=DataCfg(dataset="office", max_history=8, max_title_tokens=12, n_neg=99),
         model=ModelCfg(teacher="smollm2-135m", student_layers=6),
-        train=TrainCfg(epochs=1.0, batch_size=8, lr=2e-4, max_train_examples=4000),
-        eval=EvalCfg(max_eval_users=2000, n_boot=1000), seeds=(0, 1, 2)),
+        train=TrainCfg(epochs=1.0, batch_size=8, lr=1e-4, max_train_examples=3000, train_top_layers=8),
+        eval=EvalCfg(max_eval_users=1000, n_boot=1000), seeds=(0, 1, 2)),
     "gpu": lambda: Profile(
         "gpu", "Llama-3-8B teacher in bf16 on GPU(s), official Amazon data; run under `accelerate launch`.",
         data=DataCfg(dataset="office", max_history=20, max_title_tokens=32, n_neg=99),
@@ -211,7 +215,7 @@ def get_profile(name: str, overrides: dict | None = None) -> "Profile":
     _require(name in PROFILES, "profile", f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]().replace(overrides)
 
-# %% ../nbs/00_core.ipynb #a8a58b00
+# %% ../nbs/00_core.ipynb #5fe4141a
 def seed_everything(seed: int, deterministic: bool = False) -> int:
     "Seed python, numpy and torch; return the seed."
     _require(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0, "seed",
@@ -221,7 +225,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
     set_seed(int(seed), deterministic=deterministic)
     return int(seed)
 
-# %% ../nbs/00_core.ipynb #c52cc2db
+# %% ../nbs/00_core.ipynb #fdbbf024
 def _json_default(o):
     "Make numpy scalars and arrays, paths and dataclasses JSON-ready."
     if isinstance(o, np.integer): return int(o)
@@ -245,7 +249,7 @@ def sha256_files(paths) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
-# %% ../nbs/00_core.ipynb #3c0b28d4
+# %% ../nbs/00_core.ipynb #d9334d10
 PACKAGES = ("lwa", "torch", "transformers", "accelerate", "peft", "numpy", "pandas", "scipy", "scikit-learn", "papermill", "nbdev")
 
 def project_root() -> Path:
@@ -273,7 +277,7 @@ def package_versions(names=PACKAGES) -> dict:
         except metadata.PackageNotFoundError: return None
     return {n: v(n) for n in names}
 
-# %% ../nbs/00_core.ipynb #ba14cce3
+# %% ../nbs/00_core.ipynb #628d71d4
 def provenance(seed: int | None = None, data_checksum: str | None = None, started: float | None = None) -> dict:
     "What a run needs to describe itself; `started` is a `time.time()` stamp for the wall time."
     import torch
@@ -286,7 +290,7 @@ def provenance(seed: int | None = None, data_checksum: str | None = None, starte
         finished_at=datetime.fromtimestamp(now, timezone.utc).isoformat(),
         wall_time_s=None if started is None else round(now - started, 3))
 
-# %% ../nbs/00_core.ipynb #0b31bf17
+# %% ../nbs/00_core.ipynb #0d59a018
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` through a temp file and a rename."
     path = Path(path)
@@ -301,7 +305,7 @@ def atomic_write_text(path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
-# %% ../nbs/00_core.ipynb #985b88c9
+# %% ../nbs/00_core.ipynb #c46bf429
 def atomic_write_json(path, obj) -> Path:
     "Write `obj` as strict, indented JSON, atomically."
     try: text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
@@ -312,7 +316,7 @@ def atomic_write_csv(path, df) -> Path:
     "Write a pandas DataFrame as CSV, atomically."
     return atomic_write_text(path, df.to_csv(index=False))
 
-# %% ../nbs/00_core.ipynb #f8774b8c
+# %% ../nbs/00_core.ipynb #717842e3
 class RunFinishedError(RuntimeError):
     "A finished run's folder is never written again."
 
@@ -320,7 +324,7 @@ def results_root() -> Path:
     "The results folder: $LWA_RESULTS, else `results/` in the project root."
     return Path(os.environ.get("LWA_RESULTS") or project_root() / "results")
 
-# %% ../nbs/00_core.ipynb #4ea71366
+# %% ../nbs/00_core.ipynb #9bc55909
 class Run:
     "One experiment run in `root/experiment/run_id/`, written atomically and never overwritten once finished."
     def __init__(self, experiment: str, name: str, config: dict, root=None):

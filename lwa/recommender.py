@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['PROMPT_HEAD', 'PROMPT_ITEM', 'PROMPT_TAIL', 'VERBALIZER_QUESTION', 'VERBALIZER_ANSWER', 'Prompter', 'IdPrompter',
-           'PadCollator', 'PromptDataset', 'LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'score_items',
-           'evaluate', 'train_recommender', 'id_recommender', 'verbalizer_scores']
+           'PadCollator', 'PromptDataset', 'LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'student_of',
+           'score_items', 'evaluate', 'train_recommender', 'id_recommender', 'verbalizer_scores']
 
-# %% ../nbs/04_recommender.ipynb #bc3c5909
+# %% ../nbs/04_recommender.ipynb #6defb170
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,9 @@ from transformers.modeling_outputs import ModelOutput
 from .core import ConfigError, TrainCfg
 from .data import Examples
 from .metrics import full_ranking_metrics, sampled_metrics
+from .models import copy_blocks, select_layers
 
-# %% ../nbs/04_recommender.ipynb #4447a428
+# %% ../nbs/04_recommender.ipynb #e136a311
 PROMPT_HEAD, PROMPT_ITEM, PROMPT_TAIL = "A user bought these items, oldest first:\n", "{i}. ", "The next item is"
 
 class Prompter:
@@ -53,7 +54,7 @@ class IdPrompter:
     def __init__(self, max_history: int = 20): self.max_history, self.pad_id = max_history, 0
     def __call__(self, history) -> list: return [int(i) + 1 for i in history][-self.max_history:]
 
-# %% ../nbs/04_recommender.ipynb #2ad28c7b
+# %% ../nbs/04_recommender.ipynb #6f483d3b
 class PadCollator:
     "Left-pad `input_ids`, with matching attention mask and position ids; keep integer `labels`."
     def __init__(self, pad_id: int): self.pad_id = pad_id
@@ -72,7 +73,7 @@ class PromptDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.ex)
     def __getitem__(self, i): return dict(input_ids=self.prompter(self.ex.histories[i]), labels=int(self.ex.targets[i]))
 
-# %% ../nbs/04_recommender.ipynb #c35fff55
+# %% ../nbs/04_recommender.ipynb #7925ec0e
 class LlmRecConfig(PretrainedConfig):
     "Config of an `LlmRecommender`: the decoder's Llama config, the catalogue size and the item-embedding width."
     model_type = "lwa_llmrec"
@@ -88,7 +89,7 @@ class RecOutput(ModelOutput):
     hidden_states: tuple | None = None  # n_layers + 1 tensors (B, T, d)
     attentions: tuple | None = None
 
-# %% ../nbs/04_recommender.ipynb #bdc80c42
+# %% ../nbs/04_recommender.ipynb #2fe5243f
 class LlmRecommender(PreTrainedModel):
     "A Llama decoder with an item head: last-token state, projection, dot product with every item's embedding."
     config_class = LlmRecConfig
@@ -110,7 +111,7 @@ class LlmRecommender(PreTrainedModel):
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return RecOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
-# %% ../nbs/04_recommender.ipynb #bd607d12
+# %% ../nbs/04_recommender.ipynb #7d05326a
 def _pooled(weight: torch.Tensor, token_lists: list) -> torch.Tensor:
     "Mean of `weight` rows over each list of token ids: (len(token_lists), d)."
     flat = torch.tensor([t for ts in token_lists for t in ts], dtype=torch.long)
@@ -128,7 +129,19 @@ def from_lm(lm, title_tokens: list) -> LlmRecommender:
     rec.item_emb.weight.copy_(_pooled(lm.get_output_embeddings().weight, title_tokens))
     return rec.eval()
 
-# %% ../nbs/04_recommender.ipynb #9b68403f
+# %% ../nbs/04_recommender.ipynb #7fd0aafb
+@torch.no_grad()
+def student_of(rec: LlmRecommender, k: int | None = None, strategy="uniform") -> LlmRecommender:
+    "A shallower `LlmRecommender` from `k` of `rec`'s blocks (by `strategy` or a list), with embeddings, norm and item head copied."
+    layers = select_layers(rec.config.lm["num_hidden_layers"], k, strategy)
+    lm = dict(rec.config.lm, num_hidden_layers=len(layers), lwa_teacher_layers=layers)
+    lm.pop("layer_types", None)
+    stu = LlmRecommender(LlmRecConfig(lm=lm, n_items=rec.config.n_items, item_dim=rec.config.item_dim)).to(rec.dtype)
+    copy_blocks(rec.lm, stu.lm, layers)
+    stu.item_proj.load_state_dict(rec.item_proj.state_dict()); stu.item_emb.load_state_dict(rec.item_emb.state_dict())
+    return stu.eval()
+
+# %% ../nbs/04_recommender.ipynb #759bf4a9
 @torch.inference_mode()
 def score_items(model, ex: Examples, prompter, batch_size: int = 32, desc: str = "scoring") -> np.ndarray:
     "Scores of every item for every example: (E, n_items) float32, rows in the order of `ex`."
@@ -149,7 +162,7 @@ def evaluate(model, ex: Examples, prompter, ks=(5, 10, 20), exclude_history: boo
     if cands is not None: out["sampled"] = sampled_metrics(np.take_along_axis(S, cands, 1), ks)
     return out
 
-# %% ../nbs/04_recommender.ipynb #83bbbed7
+# %% ../nbs/04_recommender.ipynb #5b389cda
 def _last_checkpoint(d: Path):
     "The newest `checkpoint-N` folder in `d`, or None."
     cks = sorted(d.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if d.is_dir() else []
@@ -161,12 +174,20 @@ def _lora(model, r: int):
     tm = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=tm, modules_to_save=["item_proj", "item_emb"]))
 
-# %% ../nbs/04_recommender.ipynb #77a83d22
-def train_recommender(model, train: Examples, prompter, cfg: TrainCfg, out_dir, seed: int = 0, lora_r: int = 0,
+# %% ../nbs/04_recommender.ipynb #6dbe8f62
+def _freeze_below(model: LlmRecommender, top: int):
+    "Train only the top `top` decoder blocks, the final norm and the item head."
+    n = len(model.lm.layers)
+    for p in model.lm.parameters(): p.requires_grad_(False)
+    for m in [*model.lm.layers[n - min(top, n):], model.lm.norm]: m.requires_grad_(True)
+
+def train_recommender(model, train: Examples, prompter, cfg: TrainCfg, out_dir, seed: int = 0,
                       resume: bool = True, save_steps: int = 200, **args):
     "Fine-tune `model` on `train` with the HF `Trainer`; checkpoints in `out_dir/checkpoints`; returns the trained model."
     ck = Path(out_dir) / "checkpoints"
     ex = train.subsample(cfg.max_train_examples, seed)
+    if cfg.train_top_layers is not None: _freeze_below(model, cfg.train_top_layers)
+    lora_r = cfg.lora_r
     m = _lora(model, lora_r) if lora_r > 0 else model
     ta = TrainingArguments(output_dir=str(ck), per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
                            num_train_epochs=cfg.epochs, learning_rate=cfg.lr, weight_decay=cfg.weight_decay, lr_scheduler_type="cosine",
@@ -178,7 +199,7 @@ def train_recommender(model, train: Examples, prompter, cfg: TrainCfg, out_dir, 
     m = m.merge_and_unload() if lora_r > 0 else m
     return m.eval(), tr.state.log_history
 
-# %% ../nbs/04_recommender.ipynb #a4b79b97
+# %% ../nbs/04_recommender.ipynb #a710b521
 def id_recommender(n_items: int, n_layers: int = 2, hidden: int = 64, heads: int = 2, max_history: int = 50, seed: int = 0) -> LlmRecommender:
     "A randomly initialised causal transformer over item ids (0 pads) with the item head."
     torch.manual_seed(seed)
@@ -186,7 +207,7 @@ def id_recommender(n_items: int, n_layers: int = 2, hidden: int = 64, heads: int
                      num_key_value_heads=heads, max_position_embeddings=max_history + 8, pad_token_id=0, tie_word_embeddings=False)
     return LlmRecommender(LlmRecConfig(lm=lm.to_dict(), n_items=n_items))
 
-# %% ../nbs/04_recommender.ipynb #9b9607a0
+# %% ../nbs/04_recommender.ipynb #21aee202
 VERBALIZER_QUESTION, VERBALIZER_ANSWER = "Which item will the user buy next?\n", "Answer:"
 
 def _label_ids(tokenizer, n: int) -> list:
@@ -202,7 +223,7 @@ def _verbal_prompt(p: Prompter, history, cands) -> list:
     for c, i in zip(string.ascii_uppercase, cands): ids += enc(f"{c}. ") + p.titles[i] + p.nl
     return ids + enc(VERBALIZER_ANSWER)
 
-# %% ../nbs/04_recommender.ipynb #15b98a1b
+# %% ../nbs/04_recommender.ipynb #e95c2866
 @torch.inference_mode()
 def verbalizer_scores(lm, prompter: Prompter, ex: Examples, cands: np.ndarray, batch_size: int = 8, seed: int = 0) -> np.ndarray:
     "Zero-shot scores (E, C) of candidates `cands` (target in column 0) from the causal LM's label logits."
