@@ -1,0 +1,71 @@
+"Teacher loading, students and the recommender, across lwa.models, lwa.recommender and lwa.metrics."
+import inspect
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import BIN, ROOT
+from lwa.core import ConfigError, TrainCfg
+from lwa.data import leave_one_out, synthetic_dataset
+from lwa.models import CheckpointError, block_params, load_teacher, make_student, param_counts, resolve_teacher
+from lwa.recommender import Prompter, from_lm, score_items, student_of, train_recommender
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    lm, tok = load_teacher("tiny")
+    ds = synthetic_dataset(n_users=80, n_items=40, seed=3)
+    return lm, tok, ds, Prompter(tok, ds.items.title.tolist(), 8, 5)
+
+
+def test_safe_loading_defaults():
+    assert inspect.signature(load_teacher).parameters["trust_remote_code"].default is False
+    r = resolve_teacher("llama3-8b", "bfloat16", "auto")
+    assert (r["kind"], r["source"], r["dtype"], r["device_map"]) == ("hub", "meta-llama/Meta-Llama-3-8B-Instruct", torch.bfloat16, "auto")
+    with pytest.raises(ConfigError, match="no preset"): resolve_teacher("not-a-model")
+
+
+def test_corrupted_checkpoint_is_named(tiny, tmp_path):
+    lm, tok, *_ = tiny
+    lm.save_pretrained(tmp_path); tok.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match=str(tmp_path)): load_teacher(str(tmp_path))
+
+
+def test_student_with_every_layer_is_the_teacher_and_counts_add_up(tiny):
+    lm, tok, ds, pr = tiny
+    rec = from_lm(lm, pr.titles); sp = leave_one_out(ds)
+    np.testing.assert_allclose(score_items(student_of(rec, 8), sp.test, pr), score_items(rec, sp.test, pr), atol=1e-5)
+    c = lm.config
+    for k in (1, 3, 8):
+        assert param_counts(make_student(lm, k))["total"] == c.vocab_size * c.hidden_size + k * block_params(c) + c.hidden_size
+    with pytest.raises(ConfigError, match="deeper than its 8-layer teacher"): student_of(rec, 12)
+    with pytest.raises(ConfigError, match=r"indices must be in \[0, 8\)"): make_student(lm, strategy=[0, 9])
+
+
+def test_training_resumes_from_its_checkpoint(tiny, tmp_path):
+    lm, tok, ds, pr = tiny
+    sp = leave_one_out(ds); cfg = TrainCfg(epochs=2.0, batch_size=16, lr=3e-3)
+    a, log_a = train_recommender(from_lm(lm, pr.titles), sp.train, pr, cfg, tmp_path / "a", save_steps=5)
+    b, log_b = train_recommender(from_lm(lm, pr.titles), sp.train, pr, cfg, tmp_path / "a", save_steps=5)  # finds the last checkpoint
+    assert log_b[-1]["step"] == log_a[-1]["step"] and len([r for r in log_b if "loss" in r]) <= len([r for r in log_a if "loss" in r])
+    np.testing.assert_allclose(score_items(a, sp.test, pr), score_items(b, sp.test, pr), atol=1e-5)
+
+
+def test_exp_teacher_runs_on_tiny(tmp_path):
+    cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_teacher.ipynb"), str(tmp_path / "out.ipynb"),
+           "-p", "out_dir", str(tmp_path / "res"), "-p", "fig_dir", str(tmp_path / "fig"), "-p", "verbal_users", "40"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = (tmp_path / "res" / "exp_teacher").iterdir()
+    m = json.loads((run / "metrics.json").read_text())
+    systems = {k.split("|")[0] for k in m["summary"]}
+    assert {"popularity", "ID baseline", "item head, untuned", "teacher (fine-tuned)", "verbalizer (zero-shot)"} <= systems
+    assert m["synthetic"] is True and (run / "teacher" / "model.safetensors").is_file() and (run / "DONE").is_file()
+    (bench,) = (tmp_path / "res" / "bench").glob("throughput-*.json")
+    b = json.loads(bench.read_text())
+    assert b["student_layers"] == 6 and b["speedup"] > 0 and "git" in b["provenance"]
+    assert (tmp_path / "fig" / "teacher_tiny_synthetic.pdf").is_file() and (tmp_path / "fig" / "teacher_tiny_synthetic.png").is_file()
