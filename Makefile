@@ -24,7 +24,7 @@ venv: $(BIN)/.installed  ## create .venv and install lwa with its pinned depende
 
 run: $(BIN)/.installed  ## the main job on the embedded default (PROFILE=tiny, synthetic data)
 	mkdir -p $(NB_OUT)
-	$(BIN)/papermill nbs/exp_popularity.ipynb $(NB_OUT)/exp_popularity-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
+	$(BIN)/papermill --log-output nbs/exp_popularity.ipynb $(NB_OUT)/exp_popularity-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
 	  -p profile $(PROFILE) $(if $(DATASET),-p dataset $(DATASET))
 
 test: $(BIN)/.installed  ## sync check, then nbdev_test, then pytest
