@@ -163,4 +163,9 @@ d = { 'settings': { 'branch': 'main',
                                  'lwa.recommender.score_items': ('recommender.html#score_items', 'lwa/recommender.py'),
                                  'lwa.recommender.student_of': ('recommender.html#student_of', 'lwa/recommender.py'),
                                  'lwa.recommender.train_recommender': ('recommender.html#train_recommender', 'lwa/recommender.py'),
-                                 'lwa.recommender.verbalizer_scores': ('recommender.html#verbalizer_scores', 'lwa/recommender.py')}}}
+                                 'lwa.recommender.verbalizer_scores': ('recommender.html#verbalizer_scores', 'lwa/recommender.py')},
+            'lwa.weighting': { 'lwa.weighting._check_fisher': ('weighting.html#_check_fisher', 'lwa/weighting.py'),
+                               'lwa.weighting.fisher_layers': ('weighting.html#fisher_layers', 'lwa/weighting.py'),
+                               'lwa.weighting.layer_weights': ('weighting.html#layer_weights', 'lwa/weighting.py'),
+                               'lwa.weighting.select_beta': ('weighting.html#select_beta', 'lwa/weighting.py'),
+                               'lwa.weighting.semantic_factor': ('weighting.html#semantic_factor', 'lwa/weighting.py')}}}
