@@ -6,9 +6,9 @@
 __all__ = ['DTYPES', 'PROFILES', 'PACKAGES', 'ConfigError', 'DataCfg', 'ModelCfg', 'TrainCfg', 'EvalCfg', 'Profile',
            'get_profile', 'seed_everything', 'sha256_json', 'sha256_files', 'project_root', 'git_info',
            'package_versions', 'provenance', 'atomic_write_text', 'atomic_write_json', 'atomic_write_csv',
-           'RunFinishedError', 'results_root', 'Run']
+           'RunFinishedError', 'results_root', 'Run', 'find_run']
 
-# %% ../nbs/00_core.ipynb #1a7890a5
+# %% ../nbs/00_core.ipynb #5429ac33
 import dataclasses
 import hashlib
 import json
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-# %% ../nbs/00_core.ipynb #39b54888
+# %% ../nbs/00_core.ipynb #c997a655
 class ConfigError(ValueError):
     "A config value is invalid; the message names the field and the fix."
 
@@ -37,7 +37,7 @@ def _require(ok: bool, where: str, msg: str):
     "Raise `ConfigError('where: msg')` unless `ok`."
     if not ok: raise ConfigError(f"{where}: {msg}")
 
-# %% ../nbs/00_core.ipynb #7115d540
+# %% ../nbs/00_core.ipynb #6c5cde4d
 def _type_ok(v, hint) -> bool:
     "Is `v` an instance of the (simple) type annotation `hint`?"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -62,7 +62,7 @@ def _check_types(obj):
                  f"expected {hints[f.name]}, got {v!r} ({type(v).__name__})")
         if isinstance(v, list) and typing.get_origin(hints[f.name]) is tuple: setattr(obj, f.name, tuple(v))
 
-# %% ../nbs/00_core.ipynb #0ec79a67
+# %% ../nbs/00_core.ipynb #6e05ef50
 @dataclass
 class DataCfg:
     "Which data to load, how to filter it, and the token budgets of a prompt."
@@ -88,7 +88,7 @@ class DataCfg:
         _require(self.neg_sampling in ("uniform", "popularity"), w("neg_sampling"),
                  f"must be 'uniform' or 'popularity', got {self.neg_sampling!r}")
 
-# %% ../nbs/00_core.ipynb #8de711d0
+# %% ../nbs/00_core.ipynb #9960a69d
 DTYPES = ("float32", "bfloat16", "float16")
 
 @dataclass
@@ -108,7 +108,7 @@ class ModelCfg:
         _require(self.device.split(":")[0] in ("cpu", "cuda", "mps", "auto"), "ModelCfg.device",
                  f"must be 'cpu', 'cuda[:N]', 'mps' or 'auto', got {self.device!r}")
 
-# %% ../nbs/00_core.ipynb #fe7846bf
+# %% ../nbs/00_core.ipynb #30d3024e
 @dataclass
 class TrainCfg:
     "Optimisation settings shared by fine-tuning and distillation."
@@ -149,7 +149,7 @@ class EvalCfg:
         _require(self.n_boot >= 100, "EvalCfg.n_boot", f"must be >= 100, got {self.n_boot}")
         _require(0 < self.ci < 1, "EvalCfg.ci", f"must be in (0, 1), got {self.ci}")
 
-# %% ../nbs/00_core.ipynb #3d7e571e
+# %% ../nbs/00_core.ipynb #9bd07baa
 @dataclass
 class Profile:
     "A named, complete experiment configuration."
@@ -188,7 +188,7 @@ class Profile:
         subs = dict(data=DataCfg, model=ModelCfg, train=TrainCfg, eval=EvalCfg)
         return cls(**{k: subs[k](**v) if k in subs else v for k, v in d.items()})
 
-# %% ../nbs/00_core.ipynb #dca0ab44
+# %% ../nbs/00_core.ipynb #c7764ce5
 PROFILES = {
     "tiny": lambda: Profile(
         "tiny", "Synthetic data and a small random Llama: runs on a CPU in minutes (tests, CI, the default run).",
@@ -215,7 +215,7 @@ def get_profile(name: str, overrides: dict | None = None) -> "Profile":
     _require(name in PROFILES, "profile", f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]().replace(overrides)
 
-# %% ../nbs/00_core.ipynb #b0936699
+# %% ../nbs/00_core.ipynb #dbc6770a
 def seed_everything(seed: int, deterministic: bool = False) -> int:
     "Seed python, numpy and torch; return the seed."
     _require(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0, "seed",
@@ -225,7 +225,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
     set_seed(int(seed), deterministic=deterministic)
     return int(seed)
 
-# %% ../nbs/00_core.ipynb #d6bb835b
+# %% ../nbs/00_core.ipynb #376403c8
 def _json_default(o):
     "Make numpy scalars and arrays, paths and dataclasses JSON-ready."
     if isinstance(o, np.integer): return int(o)
@@ -249,7 +249,7 @@ def sha256_files(paths) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
-# %% ../nbs/00_core.ipynb #aff57ed8
+# %% ../nbs/00_core.ipynb #1e7dedb2
 PACKAGES = ("lwa", "torch", "transformers", "accelerate", "peft", "numpy", "pandas", "scipy", "scikit-learn", "papermill", "nbdev")
 
 def project_root() -> Path:
@@ -277,7 +277,7 @@ def package_versions(names=PACKAGES) -> dict:
         except metadata.PackageNotFoundError: return None
     return {n: v(n) for n in names}
 
-# %% ../nbs/00_core.ipynb #b3ee0947
+# %% ../nbs/00_core.ipynb #0e914e37
 def provenance(seed: int | None = None, data_checksum: str | None = None, started: float | None = None, git: dict | None = None) -> dict:
     "What a run needs to describe itself; `started` is a `time.time()` stamp, `git` the state when it started."
     import torch
@@ -291,7 +291,7 @@ def provenance(seed: int | None = None, data_checksum: str | None = None, starte
         finished_at=datetime.fromtimestamp(now, timezone.utc).isoformat(),
         wall_time_s=None if started is None else round(now - started, 3))
 
-# %% ../nbs/00_core.ipynb #0bc78b27
+# %% ../nbs/00_core.ipynb #6f857987
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` through a temp file and a rename."
     path = Path(path)
@@ -306,7 +306,7 @@ def atomic_write_text(path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
-# %% ../nbs/00_core.ipynb #56d53d69
+# %% ../nbs/00_core.ipynb #9f704bdd
 def atomic_write_json(path, obj) -> Path:
     "Write `obj` as strict, indented JSON, atomically."
     try: text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
@@ -317,7 +317,7 @@ def atomic_write_csv(path, df) -> Path:
     "Write a pandas DataFrame as CSV, atomically."
     return atomic_write_text(path, df.to_csv(index=False))
 
-# %% ../nbs/00_core.ipynb #d2925eef
+# %% ../nbs/00_core.ipynb #b2f5b354
 class RunFinishedError(RuntimeError):
     "A finished run's folder is never written again."
 
@@ -325,7 +325,7 @@ def results_root() -> Path:
     "The results folder: $LWA_RESULTS, else `results/` in the project root."
     return Path(os.environ.get("LWA_RESULTS") or project_root() / "results")
 
-# %% ../nbs/00_core.ipynb #1455a1e0
+# %% ../nbs/00_core.ipynb #69efa532
 class Run:
     "One experiment run in `root/experiment/run_id/`, written atomically and never overwritten once finished."
     def __init__(self, experiment: str, name: str, config: dict, root=None):
@@ -359,3 +359,13 @@ class Run:
         "The metrics of a finished run."
         if not self.done: raise FileNotFoundError(f"{self.path} has not finished; run its notebook first")
         return json.loads((self.path / "metrics.json").read_text())
+
+# %% ../nbs/00_core.ipynb #8e4bc3b7
+def find_run(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Path:
+    "The newest finished run folder of `experiment` whose run id starts with `prefix`."
+    base = Path(root or results_root()) / experiment
+    done = sorted((p for p in base.glob(f"{prefix}*") if (p / "DONE").is_file()), key=lambda p: (p / "DONE").stat().st_mtime)
+    if not done:
+        raise FileNotFoundError(f"no finished {experiment} run named {prefix}* in {base}; run nbs/{notebook or experiment}.ipynb first "
+                                "with the same profile, dataset and seed")
+    return done[-1]
