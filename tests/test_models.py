@@ -55,7 +55,7 @@ def test_training_resumes_from_its_checkpoint(tiny, tmp_path):
     np.testing.assert_allclose(score_items(a, sp.test, pr), score_items(b, sp.test, pr), atol=1e-5)
 
 
-def test_exp_teacher_runs_on_tiny(tmp_path):
+def test_exp_teacher_then_exp_fisher_on_tiny(tmp_path):
     cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_teacher.ipynb"), str(tmp_path / "out.ipynb"),
            "-p", "out_dir", str(tmp_path / "res"), "-p", "fig_dir", str(tmp_path / "fig"), "-p", "verbal_users", "40"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
@@ -69,3 +69,19 @@ def test_exp_teacher_runs_on_tiny(tmp_path):
     b = json.loads(bench.read_text())
     assert b["student_layers"] == 6 and b["speedup"] > 0 and "git" in b["provenance"]
     assert (tmp_path / "fig" / "teacher_tiny_synthetic.pdf").is_file() and (tmp_path / "fig" / "teacher_tiny_synthetic.png").is_file()
+    # exp_fisher finds that teacher by profile, dataset and seed
+    cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_fisher.ipynb"), str(tmp_path / "fisher.ipynb"), "-p", "out_dir", str(tmp_path / "res"),
+           "-p", "fig_dir", str(tmp_path / "fig"), "-p", "n_fisher", "32", "-p", "n_ablation", "40"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (frun,) = (tmp_path / "res" / "exp_fisher").iterdir()
+    fm = json.loads((frun / "metrics.json").read_text())
+    assert fm["n_layers"] == 8 and len(fm["importance"]["fisher (empirical)"]) == 8 and len(fm["hypotheses"]) == 2
+    assert all(v["verdict"] in ("supported", "contradicted", "not established") for v in fm["hypotheses"].values())
+    assert (frun / "fisher_empirical.json").is_file() and (tmp_path / "fig" / "fisher_heatmap_tiny_synthetic.pdf").is_file()
+
+
+def test_exp_fisher_without_a_teacher_run_says_what_to_run(tmp_path):
+    cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_fisher.ipynb"), str(tmp_path / "f.ipynb"), "-p", "out_dir", str(tmp_path / "res")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode != 0 and "run nbs/exp_teacher.ipynb first" in (tmp_path / "f.ipynb").read_text()
