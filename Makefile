@@ -24,8 +24,8 @@ venv: $(BIN)/.installed  ## create .venv and install lwa with its pinned depende
 
 run: $(BIN)/.installed  ## the main job on the embedded default (PROFILE=tiny, synthetic data)
 	mkdir -p $(NB_OUT)
-	$(BIN)/papermill --log-output nbs/exp_popularity.ipynb $(NB_OUT)/exp_popularity-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
-	  -p profile $(PROFILE) $(if $(DATASET),-p dataset $(DATASET))
+	$(BIN)/papermill --log-output nbs/exp_distill.ipynb $(NB_OUT)/exp_distill-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
+	  -p profile $(PROFILE) $(if $(DATASET),-y "datasets: [$(DATASET)]")
 
 test: $(BIN)/.installed  ## sync check, then nbdev_test, then pytest
 	$(MAKE) sync-check
@@ -42,7 +42,7 @@ sync-check:  ## nbdev_export and nbdev_clean must leave the tree as it was
 	else echo "sync-check: notebooks and lwa/ are in sync and clean"; fi
 
 nbtest:  ## run the library notebooks top to bottom (experiment notebooks run under pytest)
-	$(BIN)/nbdev_test --skip_file_re '^(exp_|[_.])' --n_workers 2
+	$(BIN)/nbdev_test --skip_file_re '^(exp_|bench_|[_.])' --n_workers 2
 
 pytest:
 	$(BIN)/python -m pytest -q tests

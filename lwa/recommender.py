@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['PROMPT_HEAD', 'PROMPT_ITEM', 'PROMPT_TAIL', 'VERBALIZER_QUESTION', 'VERBALIZER_ANSWER', 'Prompter', 'IdPrompter',
            'PadCollator', 'PromptDataset', 'LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'student_of',
-           'score_items', 'evaluate', 'train_recommender', 'id_recommender', 'verbalizer_scores']
+           'score_items', 'evaluate', 'last_checkpoint', 'training_args', 'train_recommender', 'id_recommender',
+           'verbalizer_scores']
 
-# %% ../nbs/04_recommender.ipynb #6defb170
+# %% ../nbs/04_recommender.ipynb #4b4db241
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,9 @@ from transformers.modeling_outputs import ModelOutput
 from .core import ConfigError, TrainCfg
 from .data import Examples
 from .metrics import full_ranking_metrics, sampled_metrics
-from .models import copy_blocks, select_layers
+from .models import copy_blocks, narrow_dims, pca_basis, select_layers
 
-# %% ../nbs/04_recommender.ipynb #e136a311
+# %% ../nbs/04_recommender.ipynb #f20c330e
 PROMPT_HEAD, PROMPT_ITEM, PROMPT_TAIL = "A user bought these items, oldest first:\n", "{i}. ", "The next item is"
 
 class Prompter:
@@ -54,7 +55,7 @@ class IdPrompter:
     def __init__(self, max_history: int = 20): self.max_history, self.pad_id = max_history, 0
     def __call__(self, history) -> list: return [int(i) + 1 for i in history][-self.max_history:]
 
-# %% ../nbs/04_recommender.ipynb #6f483d3b
+# %% ../nbs/04_recommender.ipynb #b206bb13
 class PadCollator:
     "Left-pad `input_ids`, with matching attention mask and position ids; keep integer `labels`."
     def __init__(self, pad_id: int): self.pad_id = pad_id
@@ -73,12 +74,12 @@ class PromptDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.ex)
     def __getitem__(self, i): return dict(input_ids=self.prompter(self.ex.histories[i]), labels=int(self.ex.targets[i]))
 
-# %% ../nbs/04_recommender.ipynb #7925ec0e
+# %% ../nbs/04_recommender.ipynb #df7ed1ff
 class LlmRecConfig(PretrainedConfig):
-    "Config of an `LlmRecommender`: the decoder's Llama config, the catalogue size and the item-embedding width."
+    "Config of an `LlmRecommender`: the decoder's Llama config, the catalogue size, the item-embedding width and, for a narrow student, its teacher's width."
     model_type = "lwa_llmrec"
-    def __init__(self, lm: dict | None = None, n_items: int = 1, item_dim: int | None = None, **kw):
-        self.lm, self.n_items, self.item_dim = lm or {}, n_items, item_dim
+    def __init__(self, lm: dict | None = None, n_items: int = 1, item_dim: int | None = None, teacher_dim: int | None = None, **kw):
+        self.lm, self.n_items, self.item_dim, self.teacher_dim = lm or {}, n_items, item_dim, teacher_dim
         super().__init__(**kw)
 
 @dataclass
@@ -89,7 +90,7 @@ class RecOutput(ModelOutput):
     hidden_states: tuple | None = None  # n_layers + 1 tensors (B, T, d)
     attentions: tuple | None = None
 
-# %% ../nbs/04_recommender.ipynb #2fe5243f
+# %% ../nbs/04_recommender.ipynb #23bc38c5
 class LlmRecommender(PreTrainedModel):
     "A Llama decoder with an item head: last-token state, projection, dot product with every item's embedding."
     config_class = LlmRecConfig
@@ -102,6 +103,7 @@ class LlmRecommender(PreTrainedModel):
         self.lm = LlamaModel(lm_cfg)
         d, di = lm_cfg.hidden_size, config.item_dim or lm_cfg.hidden_size
         self.item_proj, self.item_emb = nn.Linear(d, di, bias=False), nn.Embedding(config.n_items, di)
+        if config.teacher_dim and config.teacher_dim != d: self.to_teacher = nn.Linear(d, config.teacher_dim, bias=False)  # for layer matching
         self.post_init()
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, labels=None, output_hidden_states=False, output_attentions=False, **kw):
@@ -111,7 +113,7 @@ class LlmRecommender(PreTrainedModel):
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return RecOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
-# %% ../nbs/04_recommender.ipynb #7d05326a
+# %% ../nbs/04_recommender.ipynb #cadd4bbd
 def _pooled(weight: torch.Tensor, token_lists: list) -> torch.Tensor:
     "Mean of `weight` rows over each list of token ids: (len(token_lists), d)."
     flat = torch.tensor([t for ts in token_lists for t in ts], dtype=torch.long)
@@ -129,19 +131,28 @@ def from_lm(lm, title_tokens: list) -> LlmRecommender:
     rec.item_emb.weight.copy_(_pooled(lm.get_output_embeddings().weight, title_tokens))
     return rec.eval()
 
-# %% ../nbs/04_recommender.ipynb #7fd0aafb
+# %% ../nbs/04_recommender.ipynb #046b79f9
 @torch.no_grad()
-def student_of(rec: LlmRecommender, k: int | None = None, strategy="uniform") -> LlmRecommender:
-    "A shallower `LlmRecommender` from `k` of `rec`'s blocks (by `strategy` or a list), with embeddings, norm and item head copied."
+def student_of(rec: LlmRecommender, k: int | None = None, strategy="uniform", hidden_size: int | None = None) -> LlmRecommender:
+    "A shallower (optionally narrower) `LlmRecommender` from `k` of `rec`'s blocks (by `strategy` or a list), embeddings and item head carried over."
     layers = select_layers(rec.config.lm["num_hidden_layers"], k, strategy)
     lm = dict(rec.config.lm, num_hidden_layers=len(layers), lwa_teacher_layers=layers)
     lm.pop("layer_types", None)
-    stu = LlmRecommender(LlmRecConfig(lm=lm, n_items=rec.config.n_items, item_dim=rec.config.item_dim)).to(rec.dtype)
-    copy_blocks(rec.lm, stu.lm, layers)
-    stu.item_proj.load_state_dict(rec.item_proj.state_dict()); stu.item_emb.load_state_dict(rec.item_emb.state_dict())
+    d = rec.config.lm["hidden_size"]
+    if hidden_size is not None and hidden_size > d: raise ConfigError(f"DistillCfg.student_hidden: a student ({hidden_size}) cannot be wider than its teacher ({d})")
+    narrow = hidden_size is not None and hidden_size < d
+    if narrow: lm.update(narrow_dims(rec.config.lm, hidden_size))
+    stu = LlmRecommender(LlmRecConfig(lm=lm, n_items=rec.config.n_items, item_dim=rec.config.item_dim or d, teacher_dim=d if narrow else None)).to(rec.dtype)
+    stu.item_emb.load_state_dict(rec.item_emb.state_dict())
+    if not narrow:
+        copy_blocks(rec.lm, stu.lm, layers); stu.item_proj.load_state_dict(rec.item_proj.state_dict())
+        return stu.eval()
+    V = pca_basis(rec.lm.embed_tokens.weight, hidden_size).to(rec.dtype)  # (d_s, d_t)
+    stu.lm.embed_tokens.weight.copy_(rec.lm.embed_tokens.weight @ V.T)
+    stu.item_proj.weight.copy_(rec.item_proj.weight @ V.T); stu.to_teacher.weight.copy_(V.T)
     return stu.eval()
 
-# %% ../nbs/04_recommender.ipynb #759bf4a9
+# %% ../nbs/04_recommender.ipynb #2d918beb
 @torch.inference_mode()
 def score_items(model, ex: Examples, prompter, batch_size: int = 32, desc: str = "scoring") -> np.ndarray:
     "Scores of every item for every example: (E, n_items) float32, rows in the order of `ex`."
@@ -162,10 +173,10 @@ def evaluate(model, ex: Examples, prompter, ks=(5, 10, 20), exclude_history: boo
     if cands is not None: out["sampled"] = sampled_metrics(np.take_along_axis(S, cands, 1), ks)
     return out
 
-# %% ../nbs/04_recommender.ipynb #5b389cda
-def _last_checkpoint(d: Path):
+# %% ../nbs/04_recommender.ipynb #d6e5494a
+def last_checkpoint(d) -> str | None:
     "The newest `checkpoint-N` folder in `d`, or None."
-    cks = sorted(d.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if d.is_dir() else []
+    d = Path(d); cks = sorted(d.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if d.is_dir() else []
     return str(cks[-1]) if cks else None
 
 def _lora(model, r: int):
@@ -174,32 +185,35 @@ def _lora(model, r: int):
     tm = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=tm, modules_to_save=["item_proj", "item_emb"]))
 
-# %% ../nbs/04_recommender.ipynb #6dbe8f62
+# %% ../nbs/04_recommender.ipynb #0ccd0e16
 def _freeze_below(model: LlmRecommender, top: int):
     "Train only the top `top` decoder blocks, the final norm and the item head."
     n = len(model.lm.layers)
     for p in model.lm.parameters(): p.requires_grad_(False)
     for m in [*model.lm.layers[n - min(top, n):], model.lm.norm]: m.requires_grad_(True)
 
+def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, **args) -> TrainingArguments:
+    "The `TrainingArguments` of every training here: cosine schedule, safetensors checkpoints in `out_dir/checkpoints` (newest kept), seeded; `args` override."
+    kw = dict(output_dir=str(Path(out_dir) / "checkpoints"), per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+              num_train_epochs=cfg.epochs, learning_rate=cfg.lr, weight_decay=cfg.weight_decay, lr_scheduler_type="cosine", warmup_steps=0.05,
+              save_strategy="steps", save_steps=save_steps, save_total_limit=1, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
+              use_cpu=not torch.cuda.is_available(), remove_unused_columns=False, dataloader_num_workers=0)
+    return TrainingArguments(**{**kw, **args})
+
 def train_recommender(model, train: Examples, prompter, cfg: TrainCfg, out_dir, seed: int = 0,
                       resume: bool = True, save_steps: int = 200, **args):
     "Fine-tune `model` on `train` with the HF `Trainer`; checkpoints in `out_dir/checkpoints`; returns the trained model."
-    ck = Path(out_dir) / "checkpoints"
+    ta = training_args(cfg, out_dir, seed, save_steps, **args)
     ex = train.subsample(cfg.max_train_examples, seed)
     if cfg.train_top_layers is not None: _freeze_below(model, cfg.train_top_layers)
     lora_r = cfg.lora_r
     m = _lora(model, lora_r) if lora_r > 0 else model
-    ta = TrainingArguments(output_dir=str(ck), per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-                           num_train_epochs=cfg.epochs, learning_rate=cfg.lr, weight_decay=cfg.weight_decay, lr_scheduler_type="cosine",
-                           warmup_steps=0.05, save_strategy="steps", save_steps=save_steps, save_total_limit=1, logging_steps=10,
-                           report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(), remove_unused_columns=False,
-                           dataloader_num_workers=0, **args)
     tr = Trainer(model=m, args=ta, train_dataset=PromptDataset(ex, prompter), data_collator=PadCollator(prompter.pad_id))
-    tr.train(resume_from_checkpoint=_last_checkpoint(ck) if resume else None)
+    tr.train(resume_from_checkpoint=last_checkpoint(ta.output_dir) if resume else None)
     m = m.merge_and_unload() if lora_r > 0 else m
     return m.eval(), tr.state.log_history
 
-# %% ../nbs/04_recommender.ipynb #a710b521
+# %% ../nbs/04_recommender.ipynb #412c71be
 def id_recommender(n_items: int, n_layers: int = 2, hidden: int = 64, heads: int = 2, max_history: int = 50, seed: int = 0) -> LlmRecommender:
     "A randomly initialised causal transformer over item ids (0 pads) with the item head."
     torch.manual_seed(seed)
@@ -207,7 +221,7 @@ def id_recommender(n_items: int, n_layers: int = 2, hidden: int = 64, heads: int
                      num_key_value_heads=heads, max_position_embeddings=max_history + 8, pad_token_id=0, tie_word_embeddings=False)
     return LlmRecommender(LlmRecConfig(lm=lm.to_dict(), n_items=n_items))
 
-# %% ../nbs/04_recommender.ipynb #21aee202
+# %% ../nbs/04_recommender.ipynb #d77c2dff
 VERBALIZER_QUESTION, VERBALIZER_ANSWER = "Which item will the user buy next?\n", "Answer:"
 
 def _label_ids(tokenizer, n: int) -> list:
@@ -223,7 +237,7 @@ def _verbal_prompt(p: Prompter, history, cands) -> list:
     for c, i in zip(string.ascii_uppercase, cands): ids += enc(f"{c}. ") + p.titles[i] + p.nl
     return ids + enc(VERBALIZER_ANSWER)
 
-# %% ../nbs/04_recommender.ipynb #e95c2866
+# %% ../nbs/04_recommender.ipynb #08c5db0e
 @torch.inference_mode()
 def verbalizer_scores(lm, prompter: Prompter, ex: Examples, cands: np.ndarray, batch_size: int = 8, seed: int = 0) -> np.ndarray:
     "Zero-shot scores (E, C) of candidates `cands` (target in column 0) from the causal LM's label logits."
