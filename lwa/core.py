@@ -6,9 +6,9 @@
 __all__ = ['DTYPES', 'LAYER_LOSSES', 'TOKEN_MODES', 'PROFILES', 'PACKAGES', 'ConfigError', 'DataCfg', 'ModelCfg', 'TrainCfg',
            'EvalCfg', 'DistillCfg', 'Profile', 'get_profile', 'seed_everything', 'sha256_json', 'sha256_files',
            'project_root', 'git_info', 'package_versions', 'provenance', 'atomic_write_text', 'atomic_write_json',
-           'atomic_write_csv', 'RunFinishedError', 'results_root', 'Run', 'find_run']
+           'atomic_write_csv', 'json_records', 'RunFinishedError', 'results_root', 'Run', 'find_run']
 
-# %% ../nbs/00_core.ipynb #42f21ede
+# %% ../nbs/00_core.ipynb #cb3877f0
 import dataclasses
 import hashlib
 import json
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-# %% ../nbs/00_core.ipynb #3bdc3d66
+# %% ../nbs/00_core.ipynb #f336f99a
 class ConfigError(ValueError):
     "A config value is invalid; the message names the field and the fix."
 
@@ -37,7 +37,7 @@ def _require(ok: bool, where: str, msg: str):
     "Raise `ConfigError('where: msg')` unless `ok`."
     if not ok: raise ConfigError(f"{where}: {msg}")
 
-# %% ../nbs/00_core.ipynb #0b503355
+# %% ../nbs/00_core.ipynb #39c4f676
 def _type_ok(v, hint) -> bool:
     "Is `v` an instance of the (simple) type annotation `hint`?"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -62,7 +62,7 @@ def _check_types(obj):
                  f"expected {hints[f.name]}, got {v!r} ({type(v).__name__})")
         if isinstance(v, list) and typing.get_origin(hints[f.name]) is tuple: setattr(obj, f.name, tuple(v))
 
-# %% ../nbs/00_core.ipynb #7bbaa22e
+# %% ../nbs/00_core.ipynb #5bbc5aaf
 @dataclass
 class DataCfg:
     "Which data to load, how to filter it, and the token budgets of a prompt."
@@ -88,7 +88,7 @@ class DataCfg:
         _require(self.neg_sampling in ("uniform", "popularity"), w("neg_sampling"),
                  f"must be 'uniform' or 'popularity', got {self.neg_sampling!r}")
 
-# %% ../nbs/00_core.ipynb #dddda720
+# %% ../nbs/00_core.ipynb #2ff7f8cb
 DTYPES = ("float32", "bfloat16", "float16")
 
 @dataclass
@@ -108,7 +108,7 @@ class ModelCfg:
         _require(self.device.split(":")[0] in ("cpu", "cuda", "mps", "auto"), "ModelCfg.device",
                  f"must be 'cpu', 'cuda[:N]', 'mps' or 'auto', got {self.device!r}")
 
-# %% ../nbs/00_core.ipynb #0b42bcd7
+# %% ../nbs/00_core.ipynb #7f071a24
 @dataclass
 class TrainCfg:
     "Optimisation settings shared by fine-tuning and distillation."
@@ -149,7 +149,7 @@ class EvalCfg:
         _require(self.n_boot >= 100, "EvalCfg.n_boot", f"must be >= 100, got {self.n_boot}")
         _require(0 < self.ci < 1, "EvalCfg.ci", f"must be in (0, 1), got {self.ci}")
 
-# %% ../nbs/00_core.ipynb #e60d9801
+# %% ../nbs/00_core.ipynb #ff334580
 LAYER_LOSSES, TOKEN_MODES = ("mse", "cosine", "slmrec", "pkd"), ("last", "all")
 
 @dataclass
@@ -182,7 +182,7 @@ class DistillCfg:
         for f in ("student_hidden", "max_train_examples", "valid_users"):
             _require(getattr(self, f) is None or getattr(self, f) >= 1, w(f), "must be None or >= 1")
 
-# %% ../nbs/00_core.ipynb #36d95bfc
+# %% ../nbs/00_core.ipynb #a7d1b107
 @dataclass
 class Profile:
     "A named, complete experiment configuration."
@@ -222,7 +222,7 @@ class Profile:
         subs = dict(data=DataCfg, model=ModelCfg, train=TrainCfg, eval=EvalCfg, distill=DistillCfg)
         return cls(**{k: subs[k](**v) if k in subs else v for k, v in d.items()})
 
-# %% ../nbs/00_core.ipynb #853dc04e
+# %% ../nbs/00_core.ipynb #45323316
 PROFILES = {
     "tiny": lambda: Profile(
         "tiny", "Synthetic data and a small random Llama: runs on a CPU in minutes (tests, CI, the default run).",
@@ -250,7 +250,7 @@ def get_profile(name: str, overrides: dict | None = None) -> "Profile":
     _require(name in PROFILES, "profile", f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]().replace(overrides)
 
-# %% ../nbs/00_core.ipynb #dad507aa
+# %% ../nbs/00_core.ipynb #f2c2d373
 def seed_everything(seed: int, deterministic: bool = False) -> int:
     "Seed python, numpy and torch; return the seed."
     _require(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0, "seed",
@@ -260,7 +260,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
     set_seed(int(seed), deterministic=deterministic)
     return int(seed)
 
-# %% ../nbs/00_core.ipynb #4d607ab9
+# %% ../nbs/00_core.ipynb #0cffe0b4
 def _json_default(o):
     "Make numpy scalars and arrays, paths and dataclasses JSON-ready."
     if isinstance(o, np.integer): return int(o)
@@ -284,7 +284,7 @@ def sha256_files(paths) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
-# %% ../nbs/00_core.ipynb #9280a72f
+# %% ../nbs/00_core.ipynb #c050b055
 PACKAGES = ("lwa", "torch", "transformers", "accelerate", "peft", "numpy", "pandas", "scipy", "scikit-learn", "papermill", "nbdev")
 
 def project_root() -> Path:
@@ -312,7 +312,7 @@ def package_versions(names=PACKAGES) -> dict:
         except metadata.PackageNotFoundError: return None
     return {n: v(n) for n in names}
 
-# %% ../nbs/00_core.ipynb #bd63ab68
+# %% ../nbs/00_core.ipynb #5d5702f6
 def provenance(seed: int | None = None, data_checksum: str | None = None, started: float | None = None, git: dict | None = None) -> dict:
     "What a run needs to describe itself; `started` is a `time.time()` stamp, `git` the state when it started."
     import torch
@@ -326,7 +326,7 @@ def provenance(seed: int | None = None, data_checksum: str | None = None, starte
         finished_at=datetime.fromtimestamp(now, timezone.utc).isoformat(),
         wall_time_s=None if started is None else round(now - started, 3))
 
-# %% ../nbs/00_core.ipynb #773089d7
+# %% ../nbs/00_core.ipynb #1681ba6e
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` through a temp file and a rename."
     path = Path(path)
@@ -341,7 +341,7 @@ def atomic_write_text(path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
-# %% ../nbs/00_core.ipynb #7a731278
+# %% ../nbs/00_core.ipynb #197373f2
 def atomic_write_json(path, obj) -> Path:
     "Write `obj` as strict, indented JSON, atomically."
     try: text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
@@ -352,7 +352,11 @@ def atomic_write_csv(path, df) -> Path:
     "Write a pandas DataFrame as CSV, atomically."
     return atomic_write_text(path, df.to_csv(index=False))
 
-# %% ../nbs/00_core.ipynb #a034a1f2
+def json_records(df) -> list:
+    "The rows of DataFrame `df` as dicts, a missing value (NaN) as None: strict JSON has no NaN."
+    return df.astype(object).where(df.notna(), None).to_dict("records")
+
+# %% ../nbs/00_core.ipynb #b600f13b
 class RunFinishedError(RuntimeError):
     "A finished run's folder is never written again."
 
@@ -360,7 +364,7 @@ def results_root() -> Path:
     "The results folder: $LWA_RESULTS, else `results/` in the project root."
     return Path(os.environ.get("LWA_RESULTS") or project_root() / "results")
 
-# %% ../nbs/00_core.ipynb #3a8b85a7
+# %% ../nbs/00_core.ipynb #374093c4
 class Run:
     "One experiment run in `root/experiment/run_id/`, written atomically and never overwritten once finished."
     def __init__(self, experiment: str, name: str, config: dict, root=None):
@@ -395,7 +399,7 @@ class Run:
         if not self.done: raise FileNotFoundError(f"{self.path} has not finished; run its notebook first")
         return json.loads((self.path / "metrics.json").read_text())
 
-# %% ../nbs/00_core.ipynb #2e7ede08
+# %% ../nbs/00_core.ipynb #cd6b6822
 def find_run(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Path:
     "The newest finished run folder of `experiment` whose run id starts with `prefix`."
     base = Path(root or results_root()) / experiment

@@ -90,3 +90,19 @@ def test_bench_distill_tiny_writes_its_ratios(tmp_path):
     assert all(len(v) == 3 and min(v) > 0 for v in b["times_s"].values())
     assert b["ratio_cached_vs_student"] == pytest.approx(b["median_s"]["distill, cached teacher"] / b["median_s"]["student only (nokd)"])
     assert b["target"]["met"] == (b["ratio_cached_vs_student"] <= 1.3)
+
+
+def test_exp_weights_tiny_writes_strategies_and_the_beta_sweep(tmp_path):
+    r = subprocess.run([str(BIN / "papermill"), str(ROOT / "nbs" / "exp_weights.ipynb"), str(tmp_path / "w.ipynb"), "-p", "out_dir", str(tmp_path / "res"),
+                        "-p", "fig_dir", str(tmp_path / "fig"), "-y", "{strategies: [uniform, fisher_adaptive], selections: [fisher_select]}"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = next((tmp_path / "res" / "exp_weights").iterdir())
+    beta = pd.read_csv(run / "beta.csv")
+    assert beta.beta.tolist() == list(get_profile("tiny").distill.betas) and beta["mean"].between(0, 1).all()
+    m = json.loads((run / "metrics.json").read_text())
+    assert len(m["adaptive_beta"]) == 1 and m["adaptive_beta"][0] in beta.beta.tolist()
+    best_valid = beta.beta[beta["valid_ndcg@10"].idxmax()]
+    assert m["adaptive_beta"][0] == best_valid  # the adaptive method took the validation-best beta
+    assert {"uniform", "fisher_adaptive", "fisher_select"} <= set(pd.read_csv(run / "strategies.csv").method)
+    assert (tmp_path / "fig" / "beta_sensitivity_tiny_synthetic.pdf").is_file()
