@@ -49,3 +49,15 @@ pytest:
 
 export:  ## after editing notebooks: export lwa/ and clean the notebooks
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+# ---- the paper and the book (issue 6) ----
+PAPER_ARGS ?=
+.PHONY: paper book
+
+paper: $(BIN)/.installed  ## the PDF: paper/generated/ from the results (python -m lwa.paper), then latexmk (pdflatex)
+	$(BIN)/python -m lwa.paper $(PAPER_ARGS)
+	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex
+
+book: paper  ## the jupyter-book (book/_build/html): README, notebooks, results and provenance pages, the PDF; offline
+	$(BIN)/python -m lwa.paper book $(PAPER_ARGS)
+	$(BIN)/jupyter-book build book -W -n --keep-going
