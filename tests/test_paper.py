@@ -43,7 +43,7 @@ def test_generator_writes_macros_and_tables(tree):
     P = _gen(t, res, fig)
     out = t / "generated"
     tabs = {f.stem for f in out.glob("tab_*.tex")}
-    assert tabs == {"tab_data", "tab_teacher", "tab_fisher", "tab_main", "tab_efficiency", "tab_strategies", "tab_beta", "tab_provenance"}
+    assert tabs == {"tab_data", "tab_teacher", "tab_fisher", "tab_main", "tab_efficiency", "tab_claims", "tab_strategies", "tab_beta", "tab_provenance"}
     macros = (out / "macros.tex").read_text()
     for name in ("SyntheticTeacherNDCG", "SyntheticHDepthVerdict", "SyntheticFisherNDCG", "SyntheticUniformNDCG", "SyntheticSpeedup",
                  "WeightsBestBeta", "DistillAlpha", "NSeeds"):
