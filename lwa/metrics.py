@@ -6,12 +6,12 @@
 __all__ = ['TIES', 'PAIRED_TESTS', 'rank_bounds', 'full_ranking_metrics', 'sampled_metrics', 'summarize', 'paired_bootstrap',
            'paired_test', 'holm', 'PopularityRecommender']
 
-# %% ../nbs/02_metrics.ipynb #86f988d5
+# %% ../nbs/02_metrics.ipynb #68fab30f
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-# %% ../nbs/02_metrics.ipynb #68a24fb2
+# %% ../nbs/02_metrics.ipynb #43381a54
 TIES = ("average", "pessimistic", "optimistic")
 
 def _np(x) -> np.ndarray:
@@ -36,7 +36,7 @@ def _check_ks(ks) -> tuple:
     if not ks or any(int(k) != k or k < 1 for k in ks): raise ValueError(f"ks: cut-offs must be integers >= 1, got {ks}")
     return tuple(int(k) for k in ks)
 
-# %% ../nbs/02_metrics.ipynb #d2408514
+# %% ../nbs/02_metrics.ipynb #9667240a
 def _exclusion_mask(exclude, shape: tuple) -> np.ndarray:
     "Boolean (U, N) mask, True where an item is excluded for that user."
     U, N = shape
@@ -49,7 +49,7 @@ def _exclusion_mask(exclude, shape: tuple) -> np.ndarray:
     mask[np.repeat(np.arange(U), lens), cols] = True
     return mask
 
-# %% ../nbs/02_metrics.ipynb #fb083d0b
+# %% ../nbs/02_metrics.ipynb #5534f79d
 def rank_bounds(
     scores,  # (U, N) scores, higher is better
     target,  # (U,) item index of each user's relevant item
@@ -69,7 +69,7 @@ def rank_bounds(
     e = ((s == st) & keep).sum(1)
     return g + 1, g + 1 + e
 
-# %% ../nbs/02_metrics.ipynb #72c70788
+# %% ../nbs/02_metrics.ipynb #2f854a2b
 def _metrics_from_bounds(lo: np.ndarray, hi: np.ndarray, ks: tuple, ties: str) -> dict:
     "Per-user NDCG@K, HR@K and MRR from 1-based rank bounds."
     if ties not in TIES: raise ValueError(f"ties: must be one of {TIES}, got {ties!r}")
@@ -86,7 +86,7 @@ def _metrics_from_bounds(lo: np.ndarray, hi: np.ndarray, ks: tuple, ties: str) -
     out["mrr"] = (H[hi] - H[lo - 1]) / m
     return out
 
-# %% ../nbs/02_metrics.ipynb #58eebf00
+# %% ../nbs/02_metrics.ipynb #d161b724
 def full_ranking_metrics(
     scores,  # (U, N) scores over the whole catalogue, higher is better
     target,  # (U,) item index of each user's held-out item
@@ -98,7 +98,7 @@ def full_ranking_metrics(
     ks = _check_ks(ks)
     return _metrics_from_bounds(*rank_bounds(scores, target, exclude), ks, ties)
 
-# %% ../nbs/02_metrics.ipynb #1d1f0364
+# %% ../nbs/02_metrics.ipynb #fae7d1ce
 def sampled_metrics(
     cand_scores,  # (U, C) scores; column 0 is the target, columns 1.. are the sampled negatives
     ks=(5, 10, 20),  # cut-offs K for NDCG@K and HR@K
@@ -109,7 +109,7 @@ def sampled_metrics(
     if s.shape[1] < 2: raise ValueError(f"cand_scores: needs the target and at least one negative, got shape {s.shape}")
     return full_ranking_metrics(s, np.zeros(len(s), np.int64), ks, ties=ties)
 
-# %% ../nbs/02_metrics.ipynb #cb726def
+# %% ../nbs/02_metrics.ipynb #bb7618a7
 def _per_user(x, name: str) -> np.ndarray:
     "A 1-D, NaN-free float array of per-user values."
     x = np.asarray(_np(x), dtype=np.float64)
@@ -129,7 +129,7 @@ def _check_boot(n_boot: int, ci: float):
     if int(n_boot) != n_boot or n_boot < 1: raise ValueError(f"n_boot: must be an integer >= 1, got {n_boot}")
     if not 0 < ci < 1: raise ValueError(f"ci: must be in (0, 1), got {ci}")
 
-# %% ../nbs/02_metrics.ipynb #a0a71af1
+# %% ../nbs/02_metrics.ipynb #db570c40
 def summarize(
     metrics: dict,  # name -> per-user array (n,), e.g. the output of `full_ranking_metrics`
     n_boot: int = 1000,  # bootstrap resamples
@@ -145,7 +145,7 @@ def summarize(
     q = np.quantile(_boot_means(X, int(n_boot), np.random.default_rng(seed)), [(1 - ci) / 2, (1 + ci) / 2], axis=0)  # (2, M)
     return pd.DataFrame(dict(metric=list(metrics), mean=X.mean(1), ci_low=q[0], ci_high=q[1], n=X.shape[1]))
 
-# %% ../nbs/02_metrics.ipynb #2bcae498
+# %% ../nbs/02_metrics.ipynb #24810259
 def _pair(a, b) -> tuple:
     "Two per-user arrays of the same length."
     a, b = _per_user(a, "a"), _per_user(b, "b")
@@ -159,15 +159,16 @@ def paired_bootstrap(
     ci: float = 0.95,  # confidence level
     seed: int = 0,  # seed of the numpy Generator
 ) -> dict:
-    "Mean of `a - b`, its percentile bootstrap interval and a two-sided bootstrap p-value."
+    "Mean of `a - b`, its percentile bootstrap interval and a two-sided bootstrap p-value (never below 2/(n_boot+1))."
     _check_boot(n_boot, ci)
     a, b = _pair(a, b)
     d = _boot_means((a - b)[None], int(n_boot), np.random.default_rng(seed))[:, 0]  # (n_boot,)
     lo, hi = np.quantile(d, [(1 - ci) / 2, (1 + ci) / 2])
-    p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
+    if not (a - b).any(): p = 1.0  # identical systems
+    else: p = min(1.0, 2 * (min(np.sum(d <= 0), np.sum(d >= 0)) + 1) / (n_boot + 1))  # (k+1)/(B+1): a resample count, not 0
     return dict(mean_diff=float(np.mean(a - b)), ci_low=float(lo), ci_high=float(hi), p_value=float(p))
 
-# %% ../nbs/02_metrics.ipynb #92d23cb3
+# %% ../nbs/02_metrics.ipynb #f2a7e942
 PAIRED_TESTS = ("wilcoxon", "t")
 
 def paired_test(
@@ -185,7 +186,7 @@ def paired_test(
     r = stats.wilcoxon(a, b) if method == "wilcoxon" else stats.ttest_rel(a, b)
     return dict(statistic=float(r.statistic), p_value=float(r.pvalue), method=method)
 
-# %% ../nbs/02_metrics.ipynb #21554b62
+# %% ../nbs/02_metrics.ipynb #6365a154
 def holm(p_values) -> np.ndarray:
     "Holm-adjusted p-values, in the input order."
     p = np.asarray(p_values, dtype=np.float64)
@@ -195,7 +196,7 @@ def holm(p_values) -> np.ndarray:
     out = np.empty_like(adj); out[order] = adj
     return out
 
-# %% ../nbs/02_metrics.ipynb #8160b4bf
+# %% ../nbs/02_metrics.ipynb #945d8e0d
 class PopularityRecommender:
     "Scores each item by its number of training interactions."
     def fit(self,
