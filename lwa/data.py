@@ -7,7 +7,7 @@ __all__ = ['ITEM_COLUMNS', 'DATASETS', 'DataError', 'SeqDataset', 'read_amazon',
            'read_unisrec', 'synthetic_dataset', 'kcore', 'Examples', 'Split', 'leave_one_out', 'sample_candidates',
            'data_stats', 'data_dir', 'load_dataset', 'load_data']
 
-# %% ../nbs/01_data.ipynb #45ad11ef
+# %% ../nbs/01_data.ipynb #e1f1b322
 import ast
 import gzip
 import json
@@ -22,7 +22,7 @@ import pandas as pd
 
 from .core import DataCfg, project_root, sha256_json
 
-# %% ../nbs/01_data.ipynb #d7467ee6
+# %% ../nbs/01_data.ipynb #3fc88d64
 class DataError(ValueError):
     "A data file is missing or malformed; the message names the file, the line and the field, and the fix."
 
@@ -31,7 +31,7 @@ def _fail(path, msg: str, line: int | None = None, field: str | None = None):
     where = str(path) + (f", line {line}" if line else "") + (f", field {field!r}" if field else "")
     raise DataError(f"{where}: {msg}")
 
-# %% ../nbs/01_data.ipynb #17231c4f
+# %% ../nbs/01_data.ipynb #77152dfb
 ITEM_COLUMNS = ("item_id", "title", "text", "category", "brand")
 
 @dataclass
@@ -75,7 +75,7 @@ class SeqDataset:
         tag = " [SYNTHETIC]" if self.info.get("synthetic") else ""
         return f"SeqDataset({self.name!r}{tag}: {self.n_users} users, {self.n_items} items, {self.n_interactions} interactions)"
 
-# %% ../nbs/01_data.ipynb #a6b59986
+# %% ../nbs/01_data.ipynb #7f3bd686
 def _open(path):
     "Open a text file, gunzipping `.gz`; a missing file is a `DataError`."
     path = Path(path)
@@ -96,7 +96,7 @@ def _records(path):
                 yield i, rec
         except (EOFError, gzip.BadGzipFile, UnicodeDecodeError) as e: _fail(path, f"truncated or corrupt file ({e})")
 
-# %% ../nbs/01_data.ipynb #f8e5548b
+# %% ../nbs/01_data.ipynb #0fcef2ac
 def _no_dup_keys(path):
     "An `object_pairs_hook` that rejects duplicate keys."
     def hook(pairs):
@@ -114,8 +114,8 @@ def _load_json(path):
         except json.JSONDecodeError as e: _fail(path, f"malformed JSON ({e.msg}, column {e.colno})", line=e.lineno)
         except (EOFError, gzip.BadGzipFile, UnicodeDecodeError) as e: _fail(path, f"truncated or corrupt file ({e})")
 
-# %% ../nbs/01_data.ipynb #0fa47b7d
-def _group_sequences(users, items, times, order):
+# %% ../nbs/01_data.ipynb #445aab29
+def _group_sequences(users, times, order):
     "Group interactions by user (first-appearance order), each sorted by (time, file order)."
     users, times, order = np.asarray(users, dtype=object), np.asarray(times, dtype=np.float64), np.asarray(order)
     uniq, first = np.unique(users.astype(str), return_index=True)
@@ -125,7 +125,7 @@ def _group_sequences(users, items, times, order):
     cuts = np.flatnonzero(np.diff(u_rank[idx])) + 1
     return [users[g[0]] for g in np.split(idx, cuts)], np.split(idx, cuts)
 
-# %% ../nbs/01_data.ipynb #85ea1301
+# %% ../nbs/01_data.ipynb #9698bfd1
 def _pick(rec: dict, keys: tuple, path, line: int, required: bool = True):
     "The first of `keys` present in `rec`; a missing required field is a `DataError`."
     for k in keys:
@@ -145,7 +145,7 @@ def _category(rec: dict) -> str:
     if isinstance(c, list) and c and isinstance(c[0], list): c = c[0]  # 2014: a list of paths
     return " > ".join(map(str, c)) if isinstance(c, list) else _text(c)
 
-# %% ../nbs/01_data.ipynb #1b84844a
+# %% ../nbs/01_data.ipynb #8ea19988
 def _read_amazon_meta(path) -> tuple[dict, int]:
     "Map item id -> (title, text, category, brand) from a metadata file; also count identical repeats."
     meta, repeats = {}, 0
@@ -158,7 +158,7 @@ def _read_amazon_meta(path) -> tuple[dict, int]:
         meta[iid] = row
     return meta, repeats
 
-# %% ../nbs/01_data.ipynb #2deee680
+# %% ../nbs/01_data.ipynb #27f22868
 def read_amazon(reviews, meta, name: str | None = None) -> SeqDataset:
     "Read an official Amazon reviews file and its metadata file (2014, 2018 or 2023 release)."
     meta_rows, repeats = _read_amazon_meta(meta)
@@ -176,11 +176,11 @@ def read_amazon(reviews, meta, name: str | None = None) -> SeqDataset:
                   dict(source=[str(reviews), str(meta)], format="amazon", dropped_untitled_items=len(untitled),
                        dropped_untitled_interactions=sum(untitled.values()), meta_repeats=repeats))
 
-# %% ../nbs/01_data.ipynb #de85c632
+# %% ../nbs/01_data.ipynb #e2a4bd54
 def _build(name, users, items, times, ratings, meta_rows, info) -> SeqDataset:
     "Assemble a `SeqDataset` from flat interactions, ordered by (time, file order)."
     items = np.asarray(items, dtype=object)
-    uids, groups = _group_sequences(users, items, times, np.arange(len(users)))
+    uids, groups = _group_sequences(users, times, np.arange(len(users)))
     cat, codes = {}, np.empty(len(items), np.int64)
     for j, it in enumerate(items): codes[j] = cat.setdefault(it, len(cat))  # item index by first appearance
     rows = [(it, *meta_rows[it]) for it in cat]
@@ -189,7 +189,7 @@ def _build(name, users, items, times, ratings, meta_rows, info) -> SeqDataset:
     return SeqDataset(name, tab, uids, [codes[g] for g in groups], times=[t[g] for g in groups],
                       ratings=None if np.isnan(r).all() else [r[g] for g in groups], info=info)
 
-# %% ../nbs/01_data.ipynb #75266096
+# %% ../nbs/01_data.ipynb #68c09b32
 def find_amazon_files(folder, category: str) -> tuple[Path, Path]:
     "The (reviews, meta) files of an official Amazon `category` in `folder`, for any release."
     folder = Path(folder)
@@ -200,7 +200,7 @@ def find_amazon_files(folder, category: str) -> tuple[Path, Path]:
     _fail(folder, f"no Amazon review + meta files for category {category!r}; expected e.g. {category}.jsonl.gz and meta_{category}.jsonl.gz "
                   "(2023) or reviews_{category}_5.json.gz and meta_{category}.json.gz (2014)")
 
-# %% ../nbs/01_data.ipynb #d3b0fba8
+# %% ../nbs/01_data.ipynb #518f0017
 def _index_names(path) -> dict:
     "Invert an optional `{raw id: index}` file into `{str(index): raw id}`."
     return {str(v): k for k, v in _load_json(path).items()} if Path(path).is_file() else {}
@@ -229,7 +229,7 @@ def read_lcrec(folder, name: str, short: str | None = None) -> SeqDataset:
     return SeqDataset(short or name.lower(), items, users, seqs, info=dict(source=[str(fu), str(fi)], format="lcrec",
                       dropped_untitled_items=len(meta) - len(keep), dropped_untitled_interactions=dropped))
 
-# %% ../nbs/01_data.ipynb #2028467d
+# %% ../nbs/01_data.ipynb #1be1c0b6
 def _tsv(path, header: tuple):
     "Rows of a RecBole atomic file after checking its header."
     with _open(path) as f:
@@ -241,7 +241,7 @@ def _tsv(path, header: tuple):
             if len(row) != len(header): _fail(path, f"expected {len(header)} tab-separated fields, got {len(row)}", line=i)
             yield i, row
 
-# %% ../nbs/01_data.ipynb #64f67acb
+# %% ../nbs/01_data.ipynb #e7526df0
 def _chain(windows: list, user, path) -> list:
     "Rebuild one user's sequence from (history, target) windows in split order (train..., valid, test)."
     cap = max(len(h) for h, _ in windows)
@@ -257,7 +257,7 @@ def _chain(windows: list, user, path) -> list:
         seq.append(t)
     return seq
 
-# %% ../nbs/01_data.ipynb #8c3083a0
+# %% ../nbs/01_data.ipynb #4510a0b9
 def _split_texts(texts: list) -> list:
     "Split 'title. category path. brand.' strings into (title, category, brand)."
     heads = Counter(h for t in texts for h in {" ".join(p.split()[:3]) for p in t.split(". ")[1:] if p.strip()})
@@ -271,7 +271,7 @@ def _split_texts(texts: list) -> list:
         out.append((t[:i].strip(), cat.strip(), brand.strip().rstrip(".")))
     return out
 
-# %% ../nbs/01_data.ipynb #0fd421d0
+# %% ../nbs/01_data.ipynb #3fcdef6a
 def read_unisrec(folder, name: str, short: str | None = None) -> SeqDataset:
     "Read a UniSRec/RecBole folder and reassemble each user's full sequence from the split files."
     folder = Path(folder)
@@ -293,7 +293,7 @@ def read_unisrec(folder, name: str, short: str | None = None) -> SeqDataset:
             windows.setdefault(u, []).append(w)
     return _unisrec_dataset(folder, name, short, asin_of, texts, windows)
 
-# %% ../nbs/01_data.ipynb #e9360d35
+# %% ../nbs/01_data.ipynb #11b5f5ab
 def _unisrec_dataset(folder, name, short, asin_of, texts, windows) -> SeqDataset:
     "Turn parsed UniSRec files into a `SeqDataset` (items re-indexed 0..n-1 in item2index order)."
     users_f = folder / f"{name}.user2index"
@@ -310,7 +310,7 @@ def _unisrec_dataset(folder, name, short, asin_of, texts, windows) -> SeqDataset
     return SeqDataset(short or name.lower(), items, [raw_u.get(u, u) for u in windows], seqs,
                       info=dict(source=str(folder), format="unisrec"))
 
-# %% ../nbs/01_data.ipynb #1722d8de
+# %% ../nbs/01_data.ipynb #f161f540
 _CATALOGUE = {  # category -> product types; consecutive pairs are complements (a -> b and b -> a)
     "Writing": ["Pen", "Refill Cartridge", "Marker", "Highlighter"], "Paper": ["Notebook", "Binder", "Sticky Notes", "Envelope"],
     "Desk": ["Stapler", "Staples", "Tape Dispenser", "Packing Tape"], "Printing": ["Printer", "Toner", "Label Maker", "Label Tape"],
@@ -318,7 +318,7 @@ _CATALOGUE = {  # category -> product types; consecutive pairs are complements (
 _BRANDS = ["Norvik", "Aldera", "Quillon", "Texmar", "Pentora", "Brightway", "Corvel", "Maxon", "Sorrel", "Kestra", "Ulmen", "Vantic"]
 _ADJECTIVES = ["Compact", "Heavy-Duty", "Premium", "Classic", "Ergonomic", "Portable", "Professional", "Eco", "Deluxe", "Slim", "Wireless", "Precision"]
 
-# %% ../nbs/01_data.ipynb #46fc997d
+# %% ../nbs/01_data.ipynb #afdfbd9a
 def _synthetic_catalogue(n_items: int, rng) -> pd.DataFrame:
     "Items with brand/adjective/type titles, a category, a brand and a popularity weight."
     cats = list(_CATALOGUE); brand_cats = {b: rng.choice(len(cats), 2, replace=False) for b in _BRANDS}
@@ -332,7 +332,7 @@ def _synthetic_catalogue(n_items: int, rng) -> pd.DataFrame:
     items["_pop"] = rng.lognormal(0.0, 1.0, n_items)
     return items
 
-# %% ../nbs/01_data.ipynb #40ca8e89
+# %% ../nbs/01_data.ipynb #9f7ab24d
 def _complement(typ: str) -> str:
     "The product type a habit leads to after `typ` (its pair in the catalogue)."
     for types in _CATALOGUE.values():
@@ -344,7 +344,7 @@ def _draw(rng, w, seen):
     w = w.copy(); w[list(seen)] = 0
     return int(rng.choice(len(w), p=w / w.sum()))
 
-# %% ../nbs/01_data.ipynb #5a131d6e
+# %% ../nbs/01_data.ipynb #ba616af6
 def synthetic_dataset(n_users: int = 300, n_items: int = 120, markov: float = 0.6, mean_len: float = 8.0, seed: int = 0) -> SeqDataset:
     "A seeded, SYNTHETIC Amazon-like dataset in which titles carry signal beyond popularity."
     if not 0 <= markov <= 1: raise ValueError(f"markov: must be in [0, 1], got {markov}")
@@ -368,7 +368,7 @@ def synthetic_dataset(n_users: int = 300, n_items: int = 120, markov: float = 0.
     return SeqDataset("synthetic", items, [f"user{u:05d}" for u in range(n_users)], seqs,
                       info=dict(source="synthetic", synthetic=True, format="synthetic", seed=seed, markov=markov, mean_len=mean_len))
 
-# %% ../nbs/01_data.ipynb #fd035b7c
+# %% ../nbs/01_data.ipynb #a2d81c67
 def kcore(ds: SeqDataset, k: int = 5) -> SeqDataset:
     "Iteratively keep users and items with at least `k` interactions."
     if k <= 1: return ds
@@ -382,7 +382,7 @@ def kcore(ds: SeqDataset, k: int = 5) -> SeqDataset:
     if not keep_u.any(): raise DataError(f"{ds.name}: no user survives {k}-core filtering; lower DataCfg.kcore")
     return _subset(ds, keep_u, keep_i, dict(kcore=k))
 
-# %% ../nbs/01_data.ipynb #a89ff8e7
+# %% ../nbs/01_data.ipynb #c7d637b9
 def _subset(ds: SeqDataset, keep_u, keep_i, note: dict) -> SeqDataset:
     "The dataset restricted to users `keep_u` and items `keep_i`, items re-indexed."
     new_idx = np.cumsum(keep_i) - 1
@@ -392,7 +392,7 @@ def _subset(ds: SeqDataset, keep_u, keep_i, note: dict) -> SeqDataset:
     return SeqDataset(ds.name, ds.items[keep_i].reset_index(drop=True), [u for u, ku in zip(ds.users, keep_u) if ku], seqs,
                       times=pick(ds.times), ratings=pick(ds.ratings), info=info)
 
-# %% ../nbs/01_data.ipynb #1518b668
+# %% ../nbs/01_data.ipynb #5f775c8d
 @dataclass
 class Examples:
     "Next-item examples: a user index, the history before the target, and the target."
@@ -412,7 +412,7 @@ class Examples:
         if n is None or n >= len(self): return self
         return self.take(np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False)))
 
-# %% ../nbs/01_data.ipynb #cac273ab
+# %% ../nbs/01_data.ipynb #be09a636
 @dataclass
 class Split:
     "A leave-one-out split of one dataset."
@@ -435,7 +435,7 @@ def leave_one_out(ds: SeqDataset) -> Split:
     ex = lambda rows: Examples(np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], np.array([r[2] for r in rows], np.int64))
     return Split(ex(tr), ex([(u, s[:-2], s[-2]) for u, s in enumerate(ds.seqs)]), ex([(u, s[:-1], s[-1]) for u, s in enumerate(ds.seqs)]), ds.n_items)
 
-# %% ../nbs/01_data.ipynb #e4e9f196
+# %% ../nbs/01_data.ipynb #a1f7747b
 def sample_candidates(ex: Examples, n_items: int, n_neg: int = 99, strategy: str = "uniform", counts=None, seed: int = 0) -> np.ndarray:
     "An (E, 1 + n_neg) array: the target, then `n_neg` negatives outside the user's history."
     if strategy not in ("uniform", "popularity"): raise ValueError(f"strategy: unknown {strategy!r}; use 'uniform' or 'popularity'")
@@ -448,7 +448,7 @@ def sample_candidates(ex: Examples, n_items: int, n_neg: int = 99, strategy: str
         out[r, 0], out[r, 1:] = t, rng.choice(n_items, n_neg, replace=False, p=w / w.sum())
     return out
 
-# %% ../nbs/01_data.ipynb #582d293a
+# %% ../nbs/01_data.ipynb #e88b56f0
 def _n_tokens(titles: list, tokenizer) -> list:
     "Token counts of `titles` (whitespace words when `tokenizer` is None)."
     if tokenizer is None: return [len(t.split()) for t in titles]
@@ -463,7 +463,7 @@ def data_stats(ds: SeqDataset, tokenizer=None) -> pd.DataFrame:
         seq_len_min=int(lens.min()), seq_len_median=float(np.median(lens)), seq_len_mean=float(lens.mean()), seq_len_max=int(lens.max()),
         title_unit="words" if tokenizer is None else "tokens", title_len_mean=float(tl.mean()), title_len_median=float(np.median(tl)), title_len_max=int(tl.max()))])
 
-# %% ../nbs/01_data.ipynb #bd12dd19
+# %% ../nbs/01_data.ipynb #c23cdee1
 DATASETS = {
     "synthetic": "the embedded SYNTHETIC default (seeded generator)",
     "office": "Amazon 2014 Office_Products 5-core (LC-Rec format, amazon14_office_unitok/)",
@@ -476,7 +476,7 @@ def data_dir(path=None) -> Path:
     "Where real data is read from: `path`, else $LWA_DATA_DIR, else ../shared/data beside the checkout."
     return Path(path or os.environ.get("LWA_DATA_DIR") or project_root().parent / "shared" / "data")
 
-# %% ../nbs/01_data.ipynb #11e33496
+# %% ../nbs/01_data.ipynb #33511494
 def load_dataset(name: str, path=None, n_users: int = 300, n_items: int = 120, seed: int = 0) -> SeqDataset:
     "Load a named dataset (see `DATASETS`); `n_users`, `n_items` and `seed` apply to `synthetic` only."
     if name == "synthetic": return synthetic_dataset(n_users=n_users, n_items=n_items, seed=seed)
@@ -489,7 +489,7 @@ def load_dataset(name: str, path=None, n_users: int = 300, n_items: int = 120, s
     if not root.is_dir(): raise DataError(f"{root}: data folder not found; set DataCfg.data_dir or $LWA_DATA_DIR to the folder holding {name}'s files")
     return readers[name]()
 
-# %% ../nbs/01_data.ipynb #61d9ac72
+# %% ../nbs/01_data.ipynb #674bb49c
 def load_data(cfg: DataCfg, seed: int = 0) -> SeqDataset:
     "The dataset a `DataCfg` describes: loaded, k-core filtered, then a seeded user subsample."
     ds = kcore(load_dataset(cfg.dataset, cfg.data_dir, cfg.n_users, cfg.n_items, seed), cfg.kcore)
