@@ -6,10 +6,10 @@
 __all__ = ['METHODS', 'MAIN_METHODS', 'FISHER_METHODS', 'DistillError', 'kd_loss', 'layer_loss', 'attention_loss',
            'value_relation', 'minilm_loss', 'Method', 'get_method', 'Plan', 'make_plan', 'record_blocks',
            'model_digest', 'TeacherCache', 'DistillDataset', 'IndexCollator', 'DistillationTrainer', 'distill',
-           'teacher_for', 'fisher_for', 'unit_profile', 'reference_unit', 'distill_unit', 'adaptive_unit', 'run_method',
-           'SweepData', 'sweep_data', 'compare']
+           'teacher_for', 'fisher_for', 'unit_profile', 'reference_unit', 'distill_unit', 'adaptive_unit',
+           'unit_train_seconds', 'run_method', 'SweepData', 'sweep_data', 'compare']
 
-# %% ../nbs/07_distill.ipynb #15ca06a9
+# %% ../nbs/07_distill.ipynb #74fc2d27
 import hashlib
 import json
 import math
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 
-from .core import ConfigError, DistillCfg, Run, TrainCfg, atomic_write_csv, sha256_json
+from .core import ConfigError, DistillCfg, Run, TrainCfg, atomic_write_csv, results_root, sha256_json
 from .data import Examples
 from .metrics import summarize
 from .models import cache_dir, select_layers
@@ -35,7 +35,7 @@ from .recommender import (LlmRecommender, PadCollator, PromptDataset, freeze_bel
                              training_args)
 from .weighting import fisher_layers, layer_weights
 
-# %% ../nbs/07_distill.ipynb #da344f9c
+# %% ../nbs/07_distill.ipynb #128016db
 class DistillError(RuntimeError):
     "Distillation cannot go on (a NaN or infinite loss); the message names the step and the last good checkpoint."
 
@@ -60,7 +60,7 @@ def layer_loss(a, b, kind: str = "mse", mask=None) -> torch.Tensor:
     m = mask.to(per.dtype)
     return (per * m).sum() / m.sum().clamp(min=1)
 
-# %% ../nbs/07_distill.ipynb #03e41df2
+# %% ../nbs/07_distill.ipynb #57f1fa5f
 def _masked_mean(x, mask):
     "Mean of x (B, H, T) over heads and the real positions of mask (B, T)."
     m = mask[:, None, :].to(x.dtype).expand_as(x)
@@ -87,7 +87,7 @@ def minilm_loss(att_s, att_t, v_s, v_t, mask, n_rel: int) -> torch.Tensor:
     if att_s.shape[1] != att_t.shape[1]: raise ConfigError(f"minilm: the student has {att_s.shape[1]} attention heads, the teacher {att_t.shape[1]}; use a student of the teacher's width")
     return _kl_rows(att_t.float(), att_s.float(), mask) + _kl_rows(value_relation(v_t, mask, n_rel), value_relation(v_s, mask, n_rel), mask)
 
-# %% ../nbs/07_distill.ipynb #b8290a94
+# %% ../nbs/07_distill.ipynb #67135113
 @dataclass(frozen=True)
 class Method:
     "One distillation method: loss overrides, layer weighting and the choice of pairs and student blocks."
@@ -125,7 +125,7 @@ def get_method(name: str) -> Method:
     if name not in METHODS: raise ConfigError(f"method: unknown {name!r}; choose one of {list(METHODS)}")
     return METHODS[name]
 
-# %% ../nbs/07_distill.ipynb #cfda12a0
+# %% ../nbs/07_distill.ipynb #7da1d122
 @dataclass
 class Plan:
     "A method made concrete: matched pairs, their weights and every loss setting."
@@ -167,7 +167,7 @@ def make_plan(method: str, cfg: DistillCfg, layers: list, n_teacher: int, fisher
     return Plan(method, pairs, w.tolist(), c.alpha, c.gamma, c.tau, c.layer_loss, c.tokens, m.attention, m.minilm, m.progressive,
                 beta if m.weighting in ("fisher_semantic", "fisher_adaptive") else None)
 
-# %% ../nbs/07_distill.ipynb #94f16984
+# %% ../nbs/07_distill.ipynb #b24f318b
 @contextmanager
 def record_blocks(rec: LlmRecommender, values: bool = False):
     "Record every decoder block's output (B, T, d) into a dict: `blocks` (a list), and `values` of the last block if asked."
@@ -181,7 +181,7 @@ def record_blocks(rec: LlmRecommender, values: bool = False):
     finally:
         for h in handles: h.remove()
 
-# %% ../nbs/07_distill.ipynb #92cc5937
+# %% ../nbs/07_distill.ipynb #fe055c51
 def model_digest(model) -> str:
     "SHA-256 of a model's parameters and buffers (names, shapes, bytes)."
     h = hashlib.sha256()
@@ -230,7 +230,7 @@ class TeacherCache:
         except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same cache first
         return cls(path)
 
-# %% ../nbs/07_distill.ipynb #f587d574
+# %% ../nbs/07_distill.ipynb #ccd3bf31
 class DistillDataset(PromptDataset):
     "Prompt examples that also carry their index, so the trainer can read their cached teacher signals."
     def __getitem__(self, i): return dict(super().__getitem__(i), idx=i)
@@ -239,7 +239,7 @@ class IndexCollator(PadCollator):
     "`PadCollator` that keeps the examples' indices."
     def __call__(self, rows: list) -> dict: return dict(super().__call__(rows), idx=torch.tensor([r["idx"] for r in rows]))
 
-# %% ../nbs/07_distill.ipynb #a694d21d
+# %% ../nbs/07_distill.ipynb #f7198248
 class DistillationTrainer(Trainer):
     "The HF `Trainer` with the distillation loss of `plan`; teacher signals from `cache` or from running `teacher`."
     def __init__(self, *args, plan: Plan, teacher: LlmRecommender | None = None, cache: TeacherCache | None = None, **kw):
@@ -295,7 +295,7 @@ class DistillationTrainer(Trainer):
         if "loss" in logs: logs.update({f"loss_{k}": float(np.mean(v)) for k, v in self._terms.items()}); self._terms = {}
         super().log(logs, *args, **kw)
 
-# %% ../nbs/07_distill.ipynb #5b0dba2e
+# %% ../nbs/07_distill.ipynb #77fb0c09
 def distill(
     teacher: LlmRecommender,  # the fine-tuned teacher recommender
     train: Examples,  # training examples (subsampled to cfg.max_train_examples with `seed`)
@@ -334,7 +334,7 @@ def distill(
         if attn: [x.set_attn_implementation("sdpa") for x in (student, teacher)]
     return student.eval(), tr.state.log_history, plan
 
-# %% ../nbs/07_distill.ipynb #93de4e6b
+# %% ../nbs/07_distill.ipynb #94a963fb
 def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
     "The fine-tuned teacher for profile `cfg` and dataset `ds`: (recommender, tokenizer, folder); fine-tuned and cached when no exp_teacher run has it."
     from transformers import AutoTokenizer
@@ -366,7 +366,7 @@ def fisher_for(cfg, ds, sp, teacher, prompter, seed: int = 0, n_examples: int = 
         atomic_write_csv(f, fisher_info(teacher, loader, kind="empirical", method="ghost", seed=seed))
     return fisher_by_layer(pd.read_csv(f)).to_numpy()
 
-# %% ../nbs/07_distill.ipynb #013b1817
+# %% ../nbs/07_distill.ipynb #794729b1
 def _scored(model, test: Examples, prompter, cfg, cands=None) -> tuple:
     "Per-user test metrics (full ranking and, given candidates, sampled) as a DataFrame, and their means."
     ev = evaluate(model, test, prompter, cfg.eval.ks, cfg.eval.exclude_history, cands=cands)
@@ -418,7 +418,7 @@ def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: E
         run.write_json("train_log.json", log); _finish(run, metrics, per, ds, seed)
     return run.metrics(), pd.read_csv(run.path / "per_user.csv")
 
-# %% ../nbs/07_distill.ipynb #d924701a
+# %% ../nbs/07_distill.ipynb #36776a69
 def adaptive_unit(cfg, ds, sp, teacher, prompter, seed: int, test, valid, cands=None, fisher=None, **kw) -> tuple:
     "fisher_adaptive: the fisher_semantic unit at the validation-best beta; returns (metrics with the selection table, per-user DataFrame)."
     from lwa.weighting import select_beta
@@ -427,12 +427,18 @@ def adaptive_unit(cfg, ds, sp, teacher, prompter, seed: int, test, valid, cands=
     met, per = units[best]
     return dict(met, method="fisher_adaptive", beta=best, selection=table.to_dict("records")), per
 
+def unit_train_seconds(metrics: dict, root=None) -> float:
+    "A unit's training time: the Trainer's optimisation loop (`train_runtime` in its train_log.json, so without the teacher-cache build), else its wall time."
+    log = Path(root or results_root()) / "distill" / metrics["run_id"] / "train_log.json"
+    runtime = [r["train_runtime"] for r in json.loads(log.read_text()) if "train_runtime" in r] if log.is_file() else []
+    return float(runtime[-1]) if runtime else float(metrics.get("train_time_s", float("nan")))
+
 def run_method(method: str, cfg, ds, sp, teacher, prompter, seed: int, test, valid, cands=None, fisher=None, **kw) -> tuple:
     "One unit of `method` (for fisher_adaptive, its beta selection): (metrics, per-user DataFrame)."
     if method == "fisher_adaptive": return adaptive_unit(cfg, ds, sp, teacher, prompter, seed, test, valid, cands, fisher, **kw)
     return distill_unit(cfg, ds, sp, teacher, prompter, method, seed, test, valid, cands, fisher, **kw)
 
-# %% ../nbs/07_distill.ipynb #3d7ded1c
+# %% ../nbs/07_distill.ipynb #06d64f72
 @dataclass
 class SweepData:
     "What every unit of one dataset shares."
@@ -469,7 +475,7 @@ def sweep_data(cfg, dataset: str, fisher: bool = True, root=None) -> SweepData:
     f = fisher_for(cfg, ds, sp, rec, prompter, seed=0, root=root) if fisher else None
     return SweepData(cfg, ds, sp, rec, prompter, tdir, test, valid, cands, f)
 
-# %% ../nbs/07_distill.ipynb #872c6895
+# %% ../nbs/07_distill.ipynb #2c31dc72
 def compare(per_user: dict, metric: str = "test|full|ndcg@10", refs=("uniform", "nokd"), n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> tuple:
     "per_user: method -> list of per-user DataFrames (one per seed). Returns (summary table, significance table)."
     from lwa.metrics import holm, paired_bootstrap
