@@ -6,11 +6,11 @@
 __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA', 'MAIN_COLS', 'CLAIMS', 'BOOK_TABLES',
            'MissingResultError', 'need', 'Source', 'locate', 'bench', 'num', 'm100', 'ci', 'sci', 'camel', 'tex_escape',
            'tt', 'Macros', 'outcome', 'Tex', 'Table', 'to_latex', 'to_markdown', 'Paper', 'figure', 'common',
-           'part_data', 'part_teacher', 'part_fisher', 'part_main', 'part_efficiency', 'part_cost', 'part_claims',
-           'part_weights', 'part_setup', 'part_provenance', 'generate', 'results_page', 'provenance_page', 'stage_book',
-           'main']
+           'part_data', 'part_teacher', 'across', 'part_fisher', 'part_main', 'part_efficiency', 'part_cost',
+           'part_claims', 'part_weights', 'part_setup', 'part_provenance', 'generate', 'results_page',
+           'provenance_page', 'stage_book', 'main']
 
-# %% ../nbs/08_paper.ipynb #e9767247
+# %% ../nbs/08_paper.ipynb #5a2a9df2
 import argparse
 import json
 import math
@@ -25,7 +25,7 @@ import pandas as pd
 import lwa
 from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root
 
-# %% ../nbs/08_paper.ipynb #66fec676
+# %% ../nbs/08_paper.ipynb #41bb8ccd
 class MissingResultError(FileNotFoundError):
     "A result the paper needs is missing; the message names the file and the notebook that writes it."
 
@@ -36,7 +36,7 @@ def need(path, notebook: str) -> Path:
         raise MissingResultError(f"{p}: missing; it is written by nbs/{notebook}.ipynb (run it with the paper's profile and datasets, see README.md)")
     return p
 
-# %% ../nbs/08_paper.ipynb #3175a119
+# %% ../nbs/08_paper.ipynb #64a0036e
 @dataclass
 class Source:
     "One results folder or benchmark file the paper reads, with its provenance."
@@ -55,7 +55,7 @@ class Source:
     @property
     def commit(self) -> str: return (self.provenance.get("git") or {}).get("commit") or "unknown"
 
-# %% ../nbs/08_paper.ipynb #3383c9be
+# %% ../nbs/08_paper.ipynb #1d571787
 def locate(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Source:
     "The newest finished run of `experiment` named `prefix`*, as a `Source`; a `MissingResultError` says which notebook to run."
     base = Path(root or results_root())
@@ -71,7 +71,7 @@ def bench(name: str, notebook: str, root=None) -> tuple:
     d = json.loads(p.read_text())
     return Source("bench", p, notebook, d.get("provenance") or {}), d
 
-# %% ../nbs/08_paper.ipynb #512a09c4
+# %% ../nbs/08_paper.ipynb #714a1df0
 def num(x, nd: int = 2, scale: float = 1.0) -> str:
     "`x * scale` with `nd` decimals; '--' when missing; a true minus sign (Unicode, typeset as a math minus)."
     if x is None or (isinstance(x, float) and not math.isfinite(x)): return "--"
@@ -88,7 +88,7 @@ def sci(x) -> str:
     m, e = f"{float(x):.0e}".split("e")
     return f"${m}\\times10^{{{int(e)}}}$"
 
-# %% ../nbs/08_paper.ipynb #695a4380
+# %% ../nbs/08_paper.ipynb #ed66c068
 _DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
 def camel(s: str) -> str:
@@ -102,7 +102,7 @@ _ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 def tex_escape(s) -> str: return "".join(_ESC.get(c, c) for c in str(s))
 def tt(s) -> str: return f"\\texttt{{{tex_escape(s)}}}"
 
-# %% ../nbs/08_paper.ipynb #7cf58fca
+# %% ../nbs/08_paper.ipynb #c8c61d46
 OUTCOMES = ("better", "worse", "ns")  # the arguments of a comparison selector, in order
 
 class Macros:
@@ -121,13 +121,13 @@ class Macros:
     def tex(self) -> str:
         return "".join(f"\\newcommand{{\\{k}}}{'[%d]' % n if n else ''}{{{v}}}\n" for k, (n, v) in sorted(self.defs.items()))
 
-# %% ../nbs/08_paper.ipynb #e21ac1b7
+# %% ../nbs/08_paper.ipynb #d5ef2504
 def outcome(diff, lo=None, hi=None, p=None, alpha: float = 0.05) -> str:
     "'better', 'worse' or 'ns' for a difference with a CI [lo, hi] (zero outside it) or a p-value (< alpha)."
     sig = (p < alpha) if p is not None else (lo > 0 or hi < 0)
     return "ns" if not sig else ("better" if diff > 0 else "worse")
 
-# %% ../nbs/08_paper.ipynb #fba76f10
+# %% ../nbs/08_paper.ipynb #46e24ebb
 class Tex(str):
     "A table cell already in LaTeX; `.plain` is its text for the book."
     def __new__(cls, tex: str, plain: str):
@@ -145,7 +145,7 @@ class Table:
     groups: list = field(default_factory=list)  # [(label, ncols)] over the columns after the first `lead`
     lead: int = 1
 
-# %% ../nbs/08_paper.ipynb #d94c7edf
+# %% ../nbs/08_paper.ipynb #0e01b508
 def to_latex(t: Table) -> str:
     "The booktabs tabular of `t`."
     n, out = len(t.head), [f"\\begin{{tabular}}{{{t.align}}}", "\\toprule"]
@@ -160,7 +160,7 @@ def to_latex(t: Table) -> str:
         else: out.append(" & ".join(map(_cell, r)) + " \\\\")
     return "\n".join(out + ["\\bottomrule", "\\end{tabular}", ""])
 
-# %% ../nbs/08_paper.ipynb #15bb91da
+# %% ../nbs/08_paper.ipynb #5ebda93e
 def to_markdown(t: Table) -> str:
     "`t` as Markdown pipe tables for the book: group headings become bold rows; column groups (datasets) become one table each, to fit a page."
     if t.groups:
@@ -178,7 +178,7 @@ def to_markdown(t: Table) -> str:
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
-# %% ../nbs/08_paper.ipynb #c3f874f3
+# %% ../nbs/08_paper.ipynb #9c4a7772
 NAMES = {"office": "Office", "scientific": "Scientific", "scientific_lcrec": "Scientific (LC-Rec)", "synthetic": "Synthetic (SYNTHETIC data)"}
 
 @dataclass
@@ -200,7 +200,7 @@ class Paper:
     def D(self, ds: str) -> str: return camel(ds)  # the macro prefix of a dataset
     def name(self, ds: str) -> str: return NAMES.get(ds, ds.replace("_", " ").title())
 
-# %% ../nbs/08_paper.ipynb #1011ec06
+# %% ../nbs/08_paper.ipynb #1d23aeab
 def figure(P: Paper, macro: str, name: str, notebook: str) -> str:
     "Check that figure `name` exists as PDF and PNG in the figures folder and record it as `\\macro`."
     for ext in ("pdf", "png"): need(P.fig_dir / f"{name}.{ext}", notebook)
@@ -211,7 +211,7 @@ def common(P: Paper, name: str, values: list):
     u = list(dict.fromkeys(map(str, values)))
     P.macros[name] = u[0] if len(u) == 1 else "/".join(u)
 
-# %% ../nbs/08_paper.ipynb #f07c1ed7
+# %% ../nbs/08_paper.ipynb #a6530664
 def part_data(P: Paper):
     "Table `data` and the dataset macros, from exp_popularity's stats.csv."
     rows = []
@@ -225,7 +225,7 @@ def part_data(P: Paper):
                      f"{num(s.seq_len_mean, 1)} / {num(s.seq_len_median, 0)} / {int(s.seq_len_max)}", num(s.title_len_mean, 1)])
     P.tables["data"] = Table(["Dataset", "Users", "Items", "Inter.", "Density", "Seq. len.", "Title"], rows, "@{}lrrrrcr@{}")
 
-# %% ../nbs/08_paper.ipynb #4d166a0e
+# %% ../nbs/08_paper.ipynb #bd0a73be
 SYSTEMS = {"popularity": "Pop", "ID baseline": "ID", "item head, untuned": "Untuned", "verbalizer (zero-shot)": "Verbal", "teacher (fine-tuned)": "Teacher"}
 
 def _get(summary: dict, system: str, protocol: str, metric: str):
@@ -236,7 +236,7 @@ def _protocols(summary: dict) -> tuple:
     ps = list(dict.fromkeys(k.split("|")[1] for k in summary))
     return next(p for p in ps if p.startswith("sampled") and "(" not in p), next((p for p in ps if "(" in p), None)
 
-# %% ../nbs/08_paper.ipynb #1e61df91
+# %% ../nbs/08_paper.ipynb #07adb9e3
 def part_teacher(P: Paper):
     "Table `teacher` and the teacher macros, from exp_teacher's metrics.json."
     teacher, rows, speed, users, train = get_profile(P.profile).model.teacher, [], [], [], []
@@ -259,18 +259,25 @@ def part_teacher(P: Paper):
     P.macros["SampledProtocol"], P.macros["SmallProtocol"] = tex_escape(samp), tex_escape(small or "--")
     P.tables["teacher"] = Table(["System", "N@10", "95% CI", "H@10", "N@10 (s)", "N@10 (s20)"], rows, "@{}lrcrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #80e6b2a3
+# %% ../nbs/08_paper.ipynb #34627d87
 MEASURES = {"fisher (empirical)": "Fisher (emp.)", "fisher (true)": "Fisher (true)", "grad norm^2": "grad. norm²",
             "block influence": "influence", "ablation drop": "ablation", "depth": "depth"}
 HYP = ("HDepth", "HAblation")  # macro stems of the two hypotheses, in exp_fisher's order (H1: depth, H2: ablation)
 VERDICTS = ("supported", "contradicted", "not established")
 
+def across(P: Paper, vals: dict) -> str:
+    "One phrase for a value per dataset: 'v on both datasets' where they agree, else 'v1 on A and v2 on B'."
+    if len(vals) > 1 and len(set(vals.values())) == 1:
+        v = next(iter(vals.values())); neg = v.startswith("not ")
+        return f"{v} on {('either' if neg else 'both') + ' dataset' + 's' * (not neg) if len(vals) == 2 else ('any' if neg else 'every') + ' dataset'}"
+    return " and ".join(f"{v} on {P.name(d)}" for d, v in vals.items())
+
 def _top(values, k: int = 3) -> str: return ", ".join(str(i) for i in sorted(sorted(range(len(values)), key=lambda i: -values[i])[:k]))
 
-# %% ../nbs/08_paper.ipynb #0d2f6744
+# %% ../nbs/08_paper.ipynb #27d24fb6
 def part_fisher(P: Paper):
     "Table `fisher` and the Fisher macros, from exp_fisher's agreement.csv and metrics.json."
-    cols, verdicts, n_fisher, n_abl, pairs = [], {}, [], [], None
+    cols, verdicts, n_fisher, n_abl, pairs, by_ds = [], {}, [], [], None, {}
     for ds in P.datasets:
         src = P.use(locate("exp_fisher", f"{P.profile}-{ds}-seed0", P.root)); D = P.D(ds)
         ag = pd.read_csv(need(src.path / "agreement.csv", "exp_fisher")); m = json.loads(need(src.path / "metrics.json", "exp_fisher").read_text())
@@ -281,16 +288,18 @@ def part_fisher(P: Paper):
         for stem, (text, h) in zip(HYP, m["hypotheses"].items()):
             P.macros[f"{D}{stem}Rho"], P.macros[f"{D}{stem}CI"], P.macros[f"{D}{stem}Verdict"] = num(h["rho"]), ci(*h["ci"], 2, 1), h["verdict"]
             P.macros.select(f"{D}{stem}", VERDICTS, h["verdict"]); verdicts.setdefault(text.split(" (")[0], []).append(h["verdict"])
+            by_ds.setdefault(stem, {})[ds] = h["verdict"]
         imp = m["importance"]; P.macros[f"{D}FisherTopBlocks"], P.macros[f"{D}AblationTopBlocks"] = _top(imp["fisher (empirical)"]), _top(imp["ablation drop"])
         P.macros[f"{D}TeacherBlocks"] = str(m["n_layers"])
         for k, stem in (("fisher_heatmap", "FisherHeatmapFig"), ("layer_importance", "LayerImportanceFig")):
             figure(P, f"{D}{stem}", next(f for f in m["figures"] if f.startswith(k)), "exp_fisher")
     common(P, "FisherExamples", n_fisher); common(P, "AblationUsers", n_abl)
+    for stem, v in by_ds.items(): P.macros[f"{stem}Verdicts"] = across(P, v)
     rows = [[f"{MEASURES.get(a, a)} vs {MEASURES.get(b, b)}", *(c[i] for c in cols)] for i, (a, b) in enumerate(pairs)]
     P.tables["fisher"] = Table(["Spearman ρ [95% CI]", *map(P.name, P.datasets)], rows + ["Hypotheses (exp_fisher's verdicts)"] + [[k, *v] for k, v in verdicts.items()],
                                "@{}l" + "c" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #0b40418e
+# %% ../nbs/08_paper.ipynb #97a634db
 ALPHA = 0.05  # significance level for marks and selectors (Holm-corrected p-values)
 MAIN_COLS = (("full|ndcg@10", "N@10"), (None, "95% CI"), ("full|hr@10", "H@10"), ("full|mrr", "MRR"), ("sampled|ndcg@10", "N@10 (s)"))
 
@@ -303,7 +312,7 @@ def _marks(sig: pd.DataFrame, method: str) -> tuple:
             a = "\\uparrow" if o == "better" else "\\downarrow"; tex += f"${a}$\\textsc{{{r.ref[0]}}}"; plain += ("↑" if o == "better" else "↓") + r.ref[0].upper()
     return (f"\\textsuperscript{{{tex}}}" if tex else ""), plain
 
-# %% ../nbs/08_paper.ipynb #084592b2
+# %% ../nbs/08_paper.ipynb #d4526cea
 def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     "Macros of one dataset of the main table: every method's numbers, each comparison's outcome, the best student."
     for _, r in t.iterrows():
@@ -322,7 +331,7 @@ def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     better = sig[(sig.ref == "uniform") & (sig.p_holm < ALPHA) & (sig.mean_diff > 0)].method
     P.macros[f"{D}NBetterThanUniform"] = str(len(better)); P.macros[f"{D}BetterThanUniform"] = ", ".join(map(tt, better)) or "none"
 
-# %% ../nbs/08_paper.ipynb #8acf01f7
+# %% ../nbs/08_paper.ipynb #a8bd78a4
 def part_main(P: Paper):
     "Table `main` and its macros, from exp_distill's main_table.csv and significance.csv."
     src = P.use(locate("exp_distill", f"{P.profile}-{'+'.join(P.datasets)}-", P.root)); nb = "exp_distill"
@@ -343,11 +352,13 @@ def part_main(P: Paper):
     rows = [[Tex(tt(o), o), *sum((cells.get((o, ds), empty) for ds in P.datasets), [])] for o in order]
     P.tables["main"] = Table(["Method", *[c for _, c in MAIN_COLS] * len(P.datasets)], rows, "@{}l" + "rcrrr" * len(P.datasets) + "@{}",
                              groups=[(P.name(ds), len(MAIN_COLS)) for ds in P.datasets])
-    P.macros["NSeeds"], P.macros["NMethods"] = str(int(t[t.method != "teacher"].seeds.max())), str(t[t.method != "teacher"].method.nunique())
+    n_seeds = int(t[t.method != "teacher"].seeds.max())
+    P.macros["NSeeds"], P.macros["NMethods"] = str(n_seeds), str(t[t.method != "teacher"].method.nunique())
+    P.macros["SeedNoun"] = "seed" if n_seeds == 1 else "seeds"
     figure(P, "DistillCurvesFig", m["figure"], nb)
     return src, m
 
-# %% ../nbs/08_paper.ipynb #fadbd13b
+# %% ../nbs/08_paper.ipynb #e6ad00db
 def part_efficiency(P: Paper, m: dict):
     "Table `efficiency` and its macros, from exp_distill's metrics.json speed entry."
     rows = {k: [k] for k in ("blocks (teacher → student)", "parameters, M", "non-embedding parameters, M", "size, MB", "ms per user (teacher / student)", "speed-up")}
@@ -364,7 +375,7 @@ def part_efficiency(P: Paper, m: dict):
     common(P, "StudentBlocks", [m["speed"][d]["student_blocks"] for d in P.datasets])
     P.tables["efficiency"] = Table(["", *map(P.name, P.datasets)], list(rows.values()), "@{}l" + "r" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #210b9837
+# %% ../nbs/08_paper.ipynb #d95cc82a
 def part_cost(P: Paper):
     "Table `cost` and its macros, from results/bench/distill.json and results/bench/fisher.json."
     src, d = bench("distill.json", "bench_distill", P.root); P.use(src); med = d["median_s"]
@@ -381,7 +392,7 @@ def part_cost(P: Paper):
         if ok and r["batch"] == min(plain): P.macros[f"Fisher{camel(r['path'])}OverPlain"] = num(r["s_per_example"] / plain[r["batch"]], 2)
     P.tables["cost"] = Table(["", "median s", "× plain", "peak MB"], rows, "@{}lrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #dd81668e
+# %% ../nbs/08_paper.ipynb #fd9ff0e3
 CLAIMS = dict(source="../shared/original_project/SUMMARY.md (实验贡献 2-3)", uniform_ndcg5=0.721, method_ndcg5=0.779, speedup=3.2, size_reduction=0.90)
 
 def part_claims(P: Paper, m: dict):
@@ -390,6 +401,7 @@ def part_claims(P: Paper, m: dict):
     M["ClaimUniformNDCG"], M["ClaimMethodNDCG"], M["ClaimSpeedup"] = num(c["uniform_ndcg5"], 3), num(c["method_ndcg5"], 3), num(c["speedup"], 1)
     gain = c["method_ndcg5"] / c["uniform_ndcg5"] - 1
     M["ClaimGain"], M["ClaimSizeReduction"] = num(gain, 0, 100) + "\\%", num(c["size_reduction"], 0, 100) + "\\%"
+    held = {k: {} for k in ("Gain", "Speedup", "Size")}
     rows = [["N@5 (s), uniform", num(c["uniform_ndcg5"], 3)], ["N@5 (s), fisher_semantic", num(c["method_ndcg5"], 3)], ["relative change", f"+{num(gain, 0, 100)}%"],
             ["speed-up", f"{num(c['speedup'], 1)}×"], ["parameters removed", f"{num(c['size_reduction'], 0, 100)}%"]]
     for ds in P.datasets:
@@ -398,14 +410,17 @@ def part_claims(P: Paper, m: dict):
             u, f = td.loc["uniform", "sampled|ndcg@5"], td.loc["fisher_semantic", "sampled|ndcg@5"]; g = f / u - 1
             M[f"{D}ClaimUniformNDCG"], M[f"{D}ClaimMethodNDCG"] = num(u, 3), num(f, 3)
             M[f"{D}ClaimGain"] = ("+" if g >= 0 else "$-$") + num(abs(g), 0, 100) + "\\%"
-            M.select(f"{D}ClaimGainHolds", (True, False), bool(g >= gain))
+            M.select(f"{D}ClaimGainHolds", (True, False), bool(g >= gain)); held["Gain"][ds] = bool(g >= gain)
             for r, v in zip(rows, (num(u, 3), num(f, 3), ("+" if g >= 0 else "−") + num(abs(g), 0, 100) + "%")): r.append(v)
         else: [r.append("--") for r in rows[:3]]
         rows[3].append(f"{num(s['speedup'], 2)}×"); rows[4].append(f"{num(s['param_reduction'], 0, 100)}%")
-        M.select(f"{D}ClaimSpeedupHolds", (True, False), bool(s["speedup"] >= c["speedup"])); M.select(f"{D}ClaimSizeHolds", (True, False), bool(s["param_reduction"] >= c["size_reduction"]))
+        held["Speedup"][ds], held["Size"][ds] = bool(s["speedup"] >= c["speedup"]), bool(s["param_reduction"] >= c["size_reduction"])
+        M.select(f"{D}ClaimSpeedupHolds", (True, False), held["Speedup"][ds]); M.select(f"{D}ClaimSizeHolds", (True, False), held["Size"][ds])
+    for k, (yes, no) in dict(Gain=("reached", "not reached"), Speedup=("met", "not met"), Size=("met", "not met")).items():
+        if held[k]: M[f"Claim{k}Verdicts"] = across(P, {ds: yes if v else no for ds, v in held[k].items()})
     P.tables["claims"] = Table(["", "claimed", *map(P.name, P.datasets)], rows, "@{}l" + "r" * (1 + len(P.datasets)) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #02318e09
+# %% ../nbs/08_paper.ipynb #21418c32
 def part_weights(P: Paper):
     "Tables `strategies` and `beta` and their macros, from exp_weights's strategies.csv, beta.csv and significance.csv."
     srows, bcols, betas = [], [], None
@@ -434,7 +449,7 @@ def part_weights(P: Paper):
     P.tables["strategies"] = Table(["Method", "Student blocks", "N@10", "95% CI"], srows, "@{}llrc@{}")
     P.tables["beta"] = Table(["β", *map(P.name, P.weights_datasets)], [[f"{x:g}", *(c[i] for c in bcols)] for i, x in enumerate(betas)], "@{}l" + "c" * len(bcols) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #1489fa3b
+# %% ../nbs/08_paper.ipynb #ed19d1b1
 def part_setup(P: Paper):
     "Macros of the recorded configuration of the main run and the teacher runs."
     c = json.loads(need(P.main_run.path / "config.json", "exp_distill").read_text())["profile"]; d, e, dt = c["distill"], c["eval"], c["data"]
@@ -449,7 +464,7 @@ def part_setup(P: Paper):
     t = json.loads(need(next(s for s in P.sources if s.experiment == "exp_teacher").path / "config.json", "exp_teacher").read_text())["profile"]["train"]
     M["TeacherLR"], M["TeacherEpochs"], M["TeacherBatch"], M["TeacherTopBlocks"] = sci(t["lr"]), f"{t['epochs']:g}", str(t["batch_size"]), str(t["train_top_layers"])
 
-# %% ../nbs/08_paper.ipynb #adea7115
+# %% ../nbs/08_paper.ipynb #bc7e8547
 def _finished(s: Source) -> str: return (s.provenance.get("finished_at") or "--")[:16].replace("T", " ")
 
 def part_provenance(P: Paper):
@@ -463,7 +478,7 @@ def part_provenance(P: Paper):
              ("STALE; " if s.stale else "") + (f"newest of {s.candidates}" if s.candidates > 1 else "")] for s in P.sources]
     P.tables["provenance"] = Table(["Experiment", "Run", "Commit", "lwa", "Finished (UTC)", "Note"], rows, "@{}llllll@{}")
 
-# %% ../nbs/08_paper.ipynb #3dfe0086
+# %% ../nbs/08_paper.ipynb #d4dbc9ec
 def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "paper", datasets=("office", "scientific"),
              weights_datasets=None, benchmarks: bool = True) -> Paper:
     "Read the results and write macros.tex, figures.tex, provenance.tex and tab_*.tex to `out`; raises `MissingResultError` naming what is missing."
@@ -484,7 +499,7 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
     for k, t in P.tables.items(): atomic_write_text(out / f"tab_{k}.tex", hdr + to_latex(t))
     return P
 
-# %% ../nbs/08_paper.ipynb #595c975f
+# %% ../nbs/08_paper.ipynb #d3444c3c
 BOOK_TABLES = (("main", "Main results", "Full-ranking NDCG@10 (N@10), HR@10, MRR and sampled NDCG@10, ×100, mean over seeds. ↑U/↓U: significantly better/worse than uniform, ↑N/↓N: than nokd (paired bootstrap, Holm, p < 0.05)."),
                ("teacher", "The teacher and the baselines", "×100, on the same test users; (s): sampled candidates; (s20): the verbalizer's smaller candidate set."),
                ("fisher", "Fisher information and the other importance measures", "Spearman correlation across the teacher's blocks, with 95% bootstrap intervals."),
@@ -505,7 +520,7 @@ def results_page(P: Paper, fig_rel: str = "figures") -> str:
     for macro, (name, nb) in sorted(P.figures.items()): out.append(f"```{{figure}} {fig_rel}/{name}.png\n:width: 90%\n\n`{name}`, written by `{nb}`.\n```\n")
     return "\n".join(out)
 
-# %% ../nbs/08_paper.ipynb #ef668d09
+# %% ../nbs/08_paper.ipynb #3f7064d4
 def provenance_page(P: Paper) -> str:
     "The book's provenance page: commit, lwa version, and the table of runs with stale ones marked."
     g, stale = git_info(), [s for s in P.sources if s.stale]
@@ -514,7 +529,7 @@ def provenance_page(P: Paper) -> str:
     out.append(f"```{{warning}}\nStale: {', '.join(s.run_id for s in stale)}.\n```\n" if stale else "No result is stale.\n")
     return "\n".join(out + [to_markdown(P.tables["provenance"])])
 
-# %% ../nbs/08_paper.ipynb #bb32517b
+# %% ../nbs/08_paper.ipynb #1444dbe7
 _MATHJAX = Path("/usr/share/javascript/mathjax")
 _MJ_SKIP = shutil.ignore_patterns("unpacked", "test", "SVG", "NativeMML", "PlainSource", "PreviewHTML", "localization", "*.eot", "*.otf", "*.svg")
 
@@ -524,7 +539,7 @@ def _copy_nbs(src: Path, dest: Path, pattern: str) -> list:
         if not f.name.startswith(("_", ".")): shutil.copy2(f, dest / f.name); names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
     return names
 
-# %% ../nbs/08_paper.ipynb #faea6028
+# %% ../nbs/08_paper.ipynb #63eac631
 def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathjax=_MATHJAX) -> Path:
     "Stage the book's sources in `book/`: README, notebooks, generated results and provenance pages, figures, the PDF, offline MathJax, _toc.yml."
     book, root_dir = Path(book), Path(root_dir or project_root())
@@ -543,7 +558,7 @@ def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathj
     toc = "format: jb-book\nroot: README\nparts:\n" + "".join(f"  - caption: {c}\n    chapters:\n" + "".join(entry(*e) for e in fs) for c, fs in parts if fs)
     atomic_write_text(book / "_toc.yml", toc); return book
 
-# %% ../nbs/08_paper.ipynb #ae366334
+# %% ../nbs/08_paper.ipynb #0750473e
 def main(argv=None):
     "Command line: `python -m lwa.paper [paper|book] [--root R] [--figures F] [--out O] [--profile P] [--datasets ...] [--weights-datasets ...]`."
     ap = argparse.ArgumentParser(prog="python -m lwa.paper", description="paper/generated/ (and the book's pages) from the results folders")
@@ -561,6 +576,6 @@ def main(argv=None):
     print(f"lwa.paper: {len(P.macros.defs)} macros, {len(P.tables)} tables, {len(P.figures)} figures from {len(P.sources)} sources to {a.out}"
           + (f"; STALE (other lwa version): {', '.join(stale)}" if stale else ""))
 
-# %% ../nbs/08_paper.ipynb #6433379d
+# %% ../nbs/08_paper.ipynb #4869aed0
 #| eval: false
 if __name__ == "__main__": main()
