@@ -10,7 +10,7 @@ __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA
            'part_claims', 'part_weights', 'part_setup', 'part_provenance', 'generate', 'results_page',
            'provenance_page', 'stage_book', 'main']
 
-# %% ../nbs/08_paper.ipynb #375b356b
+# %% ../nbs/08_paper.ipynb #dc5c1378
 import argparse
 import json
 import math
@@ -25,7 +25,7 @@ import pandas as pd
 import lwa
 from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root
 
-# %% ../nbs/08_paper.ipynb #40337e86
+# %% ../nbs/08_paper.ipynb #9fc1f8c7
 class MissingResultError(FileNotFoundError):
     "A result the paper needs is missing; the message names the file and the notebook that writes it."
 
@@ -36,7 +36,7 @@ def need(path, notebook: str) -> Path:
         raise MissingResultError(f"{p}: missing; it is written by nbs/{notebook}.ipynb (run it with the paper's profile and datasets, see README.md)")
     return p
 
-# %% ../nbs/08_paper.ipynb #3b97b1b1
+# %% ../nbs/08_paper.ipynb #4814dee1
 @dataclass
 class Source:
     "One results folder or benchmark file the paper reads, with its provenance."
@@ -55,7 +55,7 @@ class Source:
     @property
     def commit(self) -> str: return (self.provenance.get("git") or {}).get("commit") or "unknown"
 
-# %% ../nbs/08_paper.ipynb #d9f32c92
+# %% ../nbs/08_paper.ipynb #80ef691c
 def locate(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Source:
     "The newest finished run of `experiment` named `prefix`*, as a `Source`; a `MissingResultError` says which notebook to run."
     base = Path(root or results_root())
@@ -71,7 +71,7 @@ def bench(name: str, notebook: str, root=None) -> tuple:
     d = json.loads(p.read_text())
     return Source("bench", p, notebook, d.get("provenance") or {}), d
 
-# %% ../nbs/08_paper.ipynb #0cc2a541
+# %% ../nbs/08_paper.ipynb #8e11040f
 def num(x, nd: int = 2, scale: float = 1.0) -> str:
     "`x * scale` with `nd` decimals; '--' when missing; a true minus sign (Unicode, typeset as a math minus)."
     if x is None or (isinstance(x, float) and not math.isfinite(x)): return "--"
@@ -88,7 +88,7 @@ def sci(x) -> str:
     m, e = f"{float(x):.0e}".split("e")
     return f"${m}\\times10^{{{int(e)}}}$"
 
-# %% ../nbs/08_paper.ipynb #dc4c877c
+# %% ../nbs/08_paper.ipynb #f4bea942
 _DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
 def camel(s: str) -> str:
@@ -102,7 +102,7 @@ _ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 def tex_escape(s) -> str: return "".join(_ESC.get(c, c) for c in str(s))
 def tt(s) -> str: return f"\\texttt{{{tex_escape(s)}}}"
 
-# %% ../nbs/08_paper.ipynb #de7f96cb
+# %% ../nbs/08_paper.ipynb #a4233b04
 OUTCOMES = ("better", "worse", "ns")  # the arguments of a comparison selector, in order
 
 class Macros:
@@ -121,13 +121,13 @@ class Macros:
     def tex(self) -> str:
         return "".join(f"\\newcommand{{\\{k}}}{'[%d]' % n if n else ''}{{{v}}}\n" for k, (n, v) in sorted(self.defs.items()))
 
-# %% ../nbs/08_paper.ipynb #da252412
+# %% ../nbs/08_paper.ipynb #b625ed6f
 def outcome(diff, lo=None, hi=None, p=None, alpha: float = 0.05) -> str:
     "'better', 'worse' or 'ns' for a difference with a CI [lo, hi] (zero outside it) or a p-value (< alpha)."
     sig = (p < alpha) if p is not None else (lo > 0 or hi < 0)
     return "ns" if not sig else ("better" if diff > 0 else "worse")
 
-# %% ../nbs/08_paper.ipynb #b49d2a59
+# %% ../nbs/08_paper.ipynb #146eea78
 class Tex(str):
     "A table cell already in LaTeX; `.plain` is its text for the book."
     def __new__(cls, tex: str, plain: str):
@@ -145,7 +145,7 @@ class Table:
     groups: list = field(default_factory=list)  # [(label, ncols)] over the columns after the first `lead`
     lead: int = 1
 
-# %% ../nbs/08_paper.ipynb #a42a3fe7
+# %% ../nbs/08_paper.ipynb #79d3742d
 def to_latex(t: Table) -> str:
     "The booktabs tabular of `t`."
     n, out = len(t.head), [f"\\begin{{tabular}}{{{t.align}}}", "\\toprule"]
@@ -160,7 +160,7 @@ def to_latex(t: Table) -> str:
         else: out.append(" & ".join(map(_cell, r)) + " \\\\")
     return "\n".join(out + ["\\bottomrule", "\\end{tabular}", ""])
 
-# %% ../nbs/08_paper.ipynb #07dba637
+# %% ../nbs/08_paper.ipynb #5e95ab49
 def to_markdown(t: Table) -> str:
     "`t` as Markdown pipe tables for the book: group headings become bold rows; column groups (datasets) become one table each, to fit a page."
     if t.groups:
@@ -178,7 +178,7 @@ def to_markdown(t: Table) -> str:
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
-# %% ../nbs/08_paper.ipynb #de39ee59
+# %% ../nbs/08_paper.ipynb #8b8a5238
 NAMES = {"office": "Office", "scientific": "Scientific", "scientific_lcrec": "Scientific (LC-Rec)", "synthetic": "Synthetic (SYNTHETIC data)"}
 
 @dataclass
@@ -200,7 +200,7 @@ class Paper:
     def D(self, ds: str) -> str: return camel(ds)  # the macro prefix of a dataset
     def name(self, ds: str) -> str: return NAMES.get(ds, ds.replace("_", " ").title())
 
-# %% ../nbs/08_paper.ipynb #2ccfcb28
+# %% ../nbs/08_paper.ipynb #592376e2
 def figure(P: Paper, macro: str, name: str, notebook: str) -> str:
     "Check that figure `name` exists as PDF and PNG in the figures folder and record it as `\\macro`."
     for ext in ("pdf", "png"): need(P.fig_dir / f"{name}.{ext}", notebook)
@@ -211,7 +211,7 @@ def common(P: Paper, name: str, values: list):
     u = list(dict.fromkeys(map(str, values)))
     P.macros[name] = u[0] if len(u) == 1 else "/".join(u)
 
-# %% ../nbs/08_paper.ipynb #5a93dc75
+# %% ../nbs/08_paper.ipynb #20e7f683
 def part_data(P: Paper):
     "Table `data` and the dataset macros, from exp_popularity's stats.csv."
     rows = []
@@ -225,7 +225,7 @@ def part_data(P: Paper):
                      f"{num(s.seq_len_mean, 1)} / {num(s.seq_len_median, 0)} / {int(s.seq_len_max)}", num(s.title_len_mean, 1)])
     P.tables["data"] = Table(["Dataset", "Users", "Items", "Inter.", "Density", "Seq. len.", "Title"], rows, "@{}lrrrrcr@{}")
 
-# %% ../nbs/08_paper.ipynb #001fd204
+# %% ../nbs/08_paper.ipynb #2e5e5871
 SYSTEMS = {"popularity": "Pop", "ID baseline": "ID", "item head, untuned": "Untuned", "verbalizer (zero-shot)": "Verbal", "teacher (fine-tuned)": "Teacher"}
 
 def _get(summary: dict, system: str, protocol: str, metric: str):
@@ -236,7 +236,7 @@ def _protocols(summary: dict) -> tuple:
     ps = list(dict.fromkeys(k.split("|")[1] for k in summary))
     return next(p for p in ps if p.startswith("sampled") and "(" not in p), next((p for p in ps if "(" in p), None)
 
-# %% ../nbs/08_paper.ipynb #8feb81c5
+# %% ../nbs/08_paper.ipynb #874cf88a
 def part_teacher(P: Paper):
     "Table `teacher` and the teacher macros, from exp_teacher's metrics.json."
     teacher, rows, speed, users, train = get_profile(P.profile).model.teacher, [], [], [], []
@@ -259,7 +259,7 @@ def part_teacher(P: Paper):
     P.macros["SampledProtocol"], P.macros["SmallProtocol"] = tex_escape(samp), tex_escape(small or "--")
     P.tables["teacher"] = Table(["System", "N@10", "95% CI", "H@10", "N@10 (s)", "N@10 (s20)"], rows, "@{}lrcrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #f181303f
+# %% ../nbs/08_paper.ipynb #56c5f76d
 MEASURES = {"fisher (empirical)": "Fisher (emp.)", "fisher (true)": "Fisher (true)", "grad norm^2": "grad. norm²",
             "block influence": "influence", "ablation drop": "ablation", "depth": "depth"}
 HYP = ("HDepth", "HAblation")  # macro stems of the two hypotheses, in exp_fisher's order (H1: depth, H2: ablation)
@@ -269,12 +269,13 @@ def across(P: Paper, vals: dict) -> str:
     "One phrase for a value per dataset: 'v on both datasets' where they agree, else 'v1 on A and v2 on B'."
     if len(vals) > 1 and len(set(vals.values())) == 1:
         v = next(iter(vals.values())); neg = v.startswith("not ")
-        return f"{v} on {('either' if neg else 'both') + ' dataset' + 's' * (not neg) if len(vals) == 2 else ('any' if neg else 'every') + ' dataset'}"
+        if len(vals) == 2: return f"{v} on {'either dataset' if neg else 'both datasets'}"
+        return f"{v} on {'any dataset' if neg else 'every dataset'}"
     return " and ".join(f"{v} on {P.name(d)}" for d, v in vals.items())
 
 def _top(values, k: int = 3) -> str: return ", ".join(str(i) for i in sorted(sorted(range(len(values)), key=lambda i: -values[i])[:k]))
 
-# %% ../nbs/08_paper.ipynb #b1eeefaf
+# %% ../nbs/08_paper.ipynb #a08fc1ef
 def part_fisher(P: Paper):
     "Table `fisher` and the Fisher macros, from exp_fisher's agreement.csv and metrics.json."
     cols, verdicts, n_fisher, n_abl, pairs, by_ds = [], {}, [], [], None, {}
@@ -299,7 +300,7 @@ def part_fisher(P: Paper):
     P.tables["fisher"] = Table(["Spearman ρ [95% CI]", *map(P.name, P.datasets)], rows + ["Hypotheses (exp_fisher's verdicts)"] + [[k, *v] for k, v in verdicts.items()],
                                "@{}l" + "c" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #a9c0eaa1
+# %% ../nbs/08_paper.ipynb #a120b4ad
 ALPHA = 0.05  # significance level for marks and selectors (Holm-corrected p-values)
 MAIN_COLS = (("full|ndcg@10", "N@10"), (None, "95% CI"), ("full|hr@10", "H@10"), ("full|mrr", "MRR"), ("sampled|ndcg@10", "N@10 (s)"))
 
@@ -312,7 +313,7 @@ def _marks(sig: pd.DataFrame, method: str) -> tuple:
             a = "\\uparrow" if o == "better" else "\\downarrow"; tex += f"${a}$\\textsc{{{r.ref[0]}}}"; plain += ("↑" if o == "better" else "↓") + r.ref[0].upper()
     return (f"\\textsuperscript{{{tex}}}" if tex else ""), plain
 
-# %% ../nbs/08_paper.ipynb #72c1e1a7
+# %% ../nbs/08_paper.ipynb #2a89983b
 def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     "Macros of one dataset of the main table: every method's numbers, each comparison's outcome, the best student."
     for _, r in t.iterrows():
@@ -331,7 +332,7 @@ def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     better = sig[(sig.ref == "uniform") & (sig.p_holm < ALPHA) & (sig.mean_diff > 0)].method
     P.macros[f"{D}NBetterThanUniform"] = str(len(better)); P.macros[f"{D}BetterThanUniform"] = ", ".join(map(tt, better)) or "none"
 
-# %% ../nbs/08_paper.ipynb #bc37b498
+# %% ../nbs/08_paper.ipynb #e9d2826f
 def part_main(P: Paper):
     "Table `main` and its macros, from exp_distill's main_table.csv and significance.csv."
     src = P.use(locate("exp_distill", f"{P.profile}-{'+'.join(P.datasets)}-", P.root)); nb = "exp_distill"
@@ -358,7 +359,7 @@ def part_main(P: Paper):
     figure(P, "DistillCurvesFig", m["figure"], nb)
     return src, m
 
-# %% ../nbs/08_paper.ipynb #11e517b5
+# %% ../nbs/08_paper.ipynb #366da78a
 def part_efficiency(P: Paper, m: dict):
     "Table `efficiency` and its macros, from exp_distill's metrics.json speed entry."
     rows = {k: [k] for k in ("blocks (teacher → student)", "parameters, M", "non-embedding parameters, M", "size, MB", "ms per user (teacher / student)", "speed-up")}
@@ -375,7 +376,7 @@ def part_efficiency(P: Paper, m: dict):
     common(P, "StudentBlocks", [m["speed"][d]["student_blocks"] for d in P.datasets])
     P.tables["efficiency"] = Table(["", *map(P.name, P.datasets)], list(rows.values()), "@{}l" + "r" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #d95a15cc
+# %% ../nbs/08_paper.ipynb #d8288785
 def part_cost(P: Paper):
     "Table `cost` and its macros, from results/bench/distill.json and results/bench/fisher.json."
     src, d = bench("distill.json", "bench_distill", P.root); P.use(src); med = d["median_s"]
@@ -393,7 +394,7 @@ def part_cost(P: Paper):
         if ok and r["batch"] == min(plain): P.macros[f"Fisher{camel(r['path'])}OverPlain"] = num(r["s_per_example"] / plain[r["batch"]], 2)
     P.tables["cost"] = Table(["", "median s", "× base", "peak MB"], rows, "@{}lrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #499d50b2
+# %% ../nbs/08_paper.ipynb #e40a629e
 CLAIMS = dict(source="../shared/original_project/SUMMARY.md (实验贡献 2-3)", uniform_ndcg5=0.721, method_ndcg5=0.779, speedup=3.2, size_reduction=0.90)
 
 def part_claims(P: Paper, m: dict):
@@ -421,7 +422,7 @@ def part_claims(P: Paper, m: dict):
         if held[k]: M[f"Claim{k}Verdicts"] = across(P, {ds: yes if v else no for ds, v in held[k].items()})
     P.tables["claims"] = Table(["", "claimed", *map(P.name, P.datasets)], rows, "@{}l" + "r" * (1 + len(P.datasets)) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #fe849f04
+# %% ../nbs/08_paper.ipynb #061959c6
 def part_weights(P: Paper):
     "Tables `strategies` and `beta` and their macros, from exp_weights's strategies.csv, beta.csv and significance.csv."
     srows, bcols, betas = [], [], None
@@ -450,7 +451,7 @@ def part_weights(P: Paper):
     P.tables["strategies"] = Table(["Method", "Student blocks", "N@10", "95% CI"], srows, "@{}llrc@{}")
     P.tables["beta"] = Table(["β", *map(P.name, P.weights_datasets)], [[f"{x:g}", *(c[i] for c in bcols)] for i, x in enumerate(betas)], "@{}l" + "c" * len(bcols) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #2892318a
+# %% ../nbs/08_paper.ipynb #7e0ea5c3
 def part_setup(P: Paper):
     "Macros of the recorded configuration of the main run and the teacher runs."
     c = json.loads(need(P.main_run.path / "config.json", "exp_distill").read_text())["profile"]; d, e, dt = c["distill"], c["eval"], c["data"]
@@ -465,7 +466,7 @@ def part_setup(P: Paper):
     t = json.loads(need(next(s for s in P.sources if s.experiment == "exp_teacher").path / "config.json", "exp_teacher").read_text())["profile"]["train"]
     M["TeacherLR"], M["TeacherEpochs"], M["TeacherBatch"], M["TeacherTopBlocks"] = sci(t["lr"]), f"{t['epochs']:g}", str(t["batch_size"]), str(t["train_top_layers"])
 
-# %% ../nbs/08_paper.ipynb #5ceb2f0b
+# %% ../nbs/08_paper.ipynb #2724d8bf
 def _finished(s: Source) -> str: return (s.provenance.get("finished_at") or "--")[:16].replace("T", " ")
 
 def part_provenance(P: Paper):
@@ -479,7 +480,7 @@ def part_provenance(P: Paper):
              ("STALE; " if s.stale else "") + (f"newest of {s.candidates}" if s.candidates > 1 else "")] for s in P.sources]
     P.tables["provenance"] = Table(["Experiment", "Run", "Commit", "lwa", "Finished (UTC)", "Note"], rows, "@{}llllll@{}")
 
-# %% ../nbs/08_paper.ipynb #611ee2b5
+# %% ../nbs/08_paper.ipynb #5c463045
 def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "paper", datasets=("office", "scientific"),
              weights_datasets=None, benchmarks: bool = True) -> Paper:
     "Read the results and write macros.tex, figures.tex, provenance.tex and tab_*.tex to `out`; raises `MissingResultError` naming what is missing."
@@ -500,7 +501,7 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
     for k, t in P.tables.items(): atomic_write_text(out / f"tab_{k}.tex", hdr + to_latex(t))
     return P
 
-# %% ../nbs/08_paper.ipynb #5f706c6c
+# %% ../nbs/08_paper.ipynb #efad865d
 BOOK_TABLES = (("main", "Main results", "Full-ranking NDCG@10 (N@10), HR@10, MRR and sampled NDCG@10, ×100, mean over seeds. ↑U/↓U: significantly better/worse than uniform, ↑N/↓N: than nokd (paired bootstrap, Holm, p < 0.05)."),
                ("teacher", "The teacher and the baselines", "×100, on the same test users; (s): sampled candidates; (s20): the verbalizer's smaller candidate set."),
                ("fisher", "Fisher information and the other importance measures", "Spearman correlation across the teacher's blocks, with 95% bootstrap intervals."),
@@ -521,7 +522,7 @@ def results_page(P: Paper, fig_rel: str = "figures") -> str:
     for macro, (name, nb) in sorted(P.figures.items()): out.append(f"```{{figure}} {fig_rel}/{name}.png\n:width: 90%\n\n`{name}`, written by `{nb}`.\n```\n")
     return "\n".join(out)
 
-# %% ../nbs/08_paper.ipynb #7aff1e24
+# %% ../nbs/08_paper.ipynb #11b38d75
 def provenance_page(P: Paper) -> str:
     "The book's provenance page: commit, lwa version, and the table of runs with stale ones marked."
     g, stale = git_info(), [s for s in P.sources if s.stale]
@@ -530,7 +531,7 @@ def provenance_page(P: Paper) -> str:
     out.append(f"```{{warning}}\nStale: {', '.join(s.run_id for s in stale)}.\n```\n" if stale else "No result is stale.\n")
     return "\n".join(out + [to_markdown(P.tables["provenance"])])
 
-# %% ../nbs/08_paper.ipynb #1195f8e5
+# %% ../nbs/08_paper.ipynb #ab728813
 _MATHJAX = Path("/usr/share/javascript/mathjax")
 _MJ_SKIP = shutil.ignore_patterns("unpacked", "test", "SVG", "NativeMML", "PlainSource", "PreviewHTML", "localization", "*.eot", "*.otf", "*.svg")
 
@@ -540,7 +541,7 @@ def _copy_nbs(src: Path, dest: Path, pattern: str) -> list:
         if not f.name.startswith(("_", ".")): shutil.copy2(f, dest / f.name); names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
     return names
 
-# %% ../nbs/08_paper.ipynb #18449c8e
+# %% ../nbs/08_paper.ipynb #25439126
 def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathjax=_MATHJAX) -> Path:
     "Stage the book's sources in `book/`: README, notebooks, generated results and provenance pages, figures, the PDF, offline MathJax, _toc.yml."
     book, root_dir = Path(book), Path(root_dir or project_root())
@@ -559,7 +560,7 @@ def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathj
     toc = "format: jb-book\nroot: README\nparts:\n" + "".join(f"  - caption: {c}\n    chapters:\n" + "".join(entry(*e) for e in fs) for c, fs in parts if fs)
     atomic_write_text(book / "_toc.yml", toc); return book
 
-# %% ../nbs/08_paper.ipynb #8820888c
+# %% ../nbs/08_paper.ipynb #b191c839
 def main(argv=None):
     "Command line: `python -m lwa.paper [paper|book] [--root R] [--figures F] [--out O] [--profile P] [--datasets ...] [--weights-datasets ...]`."
     ap = argparse.ArgumentParser(prog="python -m lwa.paper", description="paper/generated/ (and the book's pages) from the results folders")
@@ -577,6 +578,6 @@ def main(argv=None):
     print(f"lwa.paper: {len(P.macros.defs)} macros, {len(P.tables)} tables, {len(P.figures)} figures from {len(P.sources)} sources to {a.out}"
           + (f"; STALE (other lwa version): {', '.join(stale)}" if stale else ""))
 
-# %% ../nbs/08_paper.ipynb #fa70339d
+# %% ../nbs/08_paper.ipynb #3ddf5d90
 #| eval: false
 if __name__ == "__main__": main()
