@@ -50,14 +50,15 @@ pytest:
 export:  ## after editing notebooks: export lwa/ and clean the notebooks
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
-# ---- the paper and the book (issue 6) ----
-PAPER_ARGS ?=
-.PHONY: paper book
+# ---- the paper, the book, and the whole reproduction ----
+PAPER_PROFILE ?= paper
+.PHONY: paper book reproduce
 
-paper: $(BIN)/.installed  ## the PDF: paper/generated/ from the results (python -m lwa.paper), then latexmk (pdflatex)
-	$(BIN)/python -m lwa.paper $(PAPER_ARGS)
-	cd paper && latexmk -pdf -interaction=nonstopmode -halt-on-error main.tex
+paper: $(BIN)/.installed  ## the PDF from the results: paper/main.pdf (PAPER_PROFILE=paper), else the report paper/report-<profile>.pdf
+	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) --only paper
 
-book: paper  ## the jupyter-book (book/_build/html): README, notebooks, results and provenance pages, the PDF; offline
-	$(BIN)/python -m lwa.paper book $(PAPER_ARGS)
-	$(BIN)/jupyter-book build book -W -n --keep-going
+book: $(BIN)/.installed  ## the paper, then the jupyter-book (book/_build/html): README, notebooks, results and provenance pages, the PDF; offline
+	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) --only paper book
+
+reproduce: $(BIN)/.installed  ## every experiment notebook in order (finished runs skipped), then the paper and the book; PROFILE=tiny (default) or paper
+	$(BIN)/python -m lwa.reproduce --profile $(PROFILE)

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['BLOCK_MODULES', 'OTHER_MODULES', 'FISHER_KINDS', 'FISHER_METHODS', 'GHOST_FORMS', 'param_groups', 'fisher_info',
            'fisher_by_layer', 'save_fisher', 'grad_norm_importance', 'block_influence', 'ablation_drop',
-           'importance_agreement']
+           'importance_agreement', 'agreement_of']
 
-# %% ../nbs/05_fisher.ipynb #bb527840
+# %% ../nbs/05_fisher.ipynb #6efac190
 import itertools
 import re
 import warnings
@@ -27,7 +27,7 @@ from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from .core import atomic_write_csv, atomic_write_json
 from .recommender import evaluate, student_of
 
-# %% ../nbs/05_fisher.ipynb #654dc06c
+# %% ../nbs/05_fisher.ipynb #a012c2c8
 BLOCK_MODULES = {"self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v", "self_attn.o_proj": "o", "mlp.gate_proj": "gate",
                  "mlp.up_proj": "up", "mlp.down_proj": "down", "input_layernorm": "input_norm", "post_attention_layernorm": "post_norm"}
 OTHER_MODULES = {"lm.embed_tokens": "embed", "lm.norm": "final_norm", "item_proj": "head", "item_emb": "head"}
@@ -48,7 +48,7 @@ def param_groups(model) -> dict:
         out[name] = _group_of(mod) or (int(blk[1]) if blk else -1, "other")
     return out
 
-# %% ../nbs/05_fisher.ipynb #7ecf192d
+# %% ../nbs/05_fisher.ipynb #227513af
 def _inputs(batch: dict, dev) -> dict:
     "The model inputs of a batch, on `dev`."
     return {k: batch[k].to(dev) for k in ("input_ids", "attention_mask", "position_ids")}
@@ -65,7 +65,7 @@ def _targets(model, batch: dict, kind: str, n_samples: int, gen: torch.Generator
     p = model(**_inputs(batch, dev)).logits.double().softmax(-1).cpu()  # (B, N)
     return torch.multinomial(p, n_samples, replacement=True, generator=gen).T.contiguous().to(dev)  # (S, B)
 
-# %% ../nbs/05_fisher.ipynb #c0dc6c60
+# %% ../nbs/05_fisher.ipynb #e0f4a360
 class _Measuring:
     "Eval mode and `requires_grad=True` on every parameter while measuring; both restored on exit."
     def __init__(self, model): self.model = model
@@ -77,7 +77,7 @@ class _Measuring:
         for p, f in zip(self.model.parameters(), self.flags): p.requires_grad_(f)
         self.model.train(self.training)
 
-# %% ../nbs/05_fisher.ipynb #a2c1533a
+# %% ../nbs/05_fisher.ipynb #a9bd4eb8
 def _add_by_group(names: list, sqs, groups: dict, acc: dict):
     "Add squared norms `sqs` (aligned with parameter `names`, None for no gradient) into `acc` by group."
     for n, v in zip(names, sqs):
@@ -94,7 +94,7 @@ def _loop_batch(model, batch: dict, Y, groups: dict, acc: dict):
             grads = torch.autograd.grad(_nll(logits, Y[s, i:i + 1]).sum(), params, retain_graph=s < Y.shape[0] - 1, allow_unused=True)
             _add_by_group(names, [None if g is None else g.double().pow(2).sum() for g in grads], groups, acc)
 
-# %% ../nbs/05_fisher.ipynb #8369fa0d
+# %% ../nbs/05_fisher.ipynb #483c6280
 def _mask_4d(model, batch: dict, dev):
     "The decoder's own 4-D attention mask (B, 1, T, T) for a left-padded batch, never skipped."
     ids = batch["input_ids"]
@@ -115,7 +115,7 @@ def _vmap_batch(model, batch: dict, Y, groups: dict, acc: dict):
         per = vmap(sq, in_dims=(None, 0, 0, 0, 1))(params, batch["input_ids"].to(dev), _mask_4d(model, batch, dev), batch["position_ids"].to(dev), Y)
     _add_by_group(list(per), [v.double().sum() for v in per.values()], groups, acc)
 
-# %% ../nbs/05_fisher.ipynb #b43320ab
+# %% ../nbs/05_fisher.ipynb #ddb45219
 def _linear_sq(A, G, form: str = "auto"):
     "Per-example squared norms (B,) of a linear layer's weight gradient from inputs A (B, T, d_in) and output gradients G (B, T, d_out)."
     T, di, do = A.shape[1], A.shape[2], G.shape[2]
@@ -123,7 +123,7 @@ def _linear_sq(A, G, form: str = "auto"):
     if form == "gram": return ((A @ A.mT) * (G @ G.mT)).sum((1, 2))  # (B, T, T) Grams
     return (A.mT @ G).pow(2).sum((1, 2))  # (B, d_in, d_out)
 
-# %% ../nbs/05_fisher.ipynb #ed89ac2d
+# %% ../nbs/05_fisher.ipynb #9f1c0b8e
 def _embed_sq(ids, G, n_vocab: int, pad_idx=None):
     "Per-example squared norms (B,) of an embedding's gradient from token ids (B, T) and output gradients G (B, T, d)."
     keep = torch.ones_like(ids, dtype=torch.bool) if pad_idx is None else ids != pad_idx
@@ -138,7 +138,7 @@ def _rmsnorm_sq(x, G, eps: float):
     xhat = (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)  # as LlamaRMSNorm
     return (xhat.to(G.dtype) * G).sum(1).pow(2).sum(-1)
 
-# %% ../nbs/05_fisher.ipynb #1c9798c5
+# %% ../nbs/05_fisher.ipynb #25190dbb
 _GHOST_TYPES = (nn.Linear, nn.Embedding, LlamaRMSNorm)
 
 def _ghost_modules(model) -> list:
@@ -154,7 +154,7 @@ def _ghost_modules(model) -> list:
         if name != "item_emb": out.append((name, m, _group_of(name)))  # item_emb is read through the scores
     return out
 
-# %% ../nbs/05_fisher.ipynb #53ab003d
+# %% ../nbs/05_fisher.ipynb #c1e48502
 class _Recorder:
     "Forward hooks that record each supported module's input and output (once per forward pass)."
     def __init__(self, model):
@@ -167,7 +167,7 @@ class _Recorder:
         return hook
     def remove(self): [h.remove() for h in self.handles]
 
-# %% ../nbs/05_fisher.ipynb #add274c0
+# %% ../nbs/05_fisher.ipynb #6ce4b9f7
 def _module_sq(m, x, G, keep, form: str):
     "Per-example squared norm (B,) of module `m`'s parameter gradient from its input `x` and output gradient `G`."
     f = lambda t: t.to(torch.promote_types(t.dtype, torch.float32)).where(keep[..., None], 0)  # (B, T, d): padding zeroed
@@ -178,7 +178,7 @@ def _module_sq(m, x, G, keep, form: str):
     sq = _linear_sq(x, G, form)
     return sq if m.bias is None else sq + G.sum(1).pow(2).sum(-1)
 
-# %% ../nbs/05_fisher.ipynb #d16eb27d
+# %% ../nbs/05_fisher.ipynb #a705965f
 def _ghost_batch(model, batch: dict, Y, rec: _Recorder, acc: dict, form: str = "auto"):
     "Per-example squared norms of every group from one forward and one backward per target row of `Y` (S, B)."
     dev = next(model.parameters()).device; rec.rec.clear()
@@ -194,7 +194,7 @@ def _ghost_batch(model, batch: dict, Y, rec: _Recorder, acc: dict, form: str = "
         acc[(-1, "head")] = acc.get((-1, "head"), 0.0) + (grads[-1].double().pow(2).sum(1) * q.pow(2).sum(1)).sum()
     rec.rec.clear()
 
-# %% ../nbs/05_fisher.ipynb #6b4cc6c7
+# %% ../nbs/05_fisher.ipynb #34d53b7f
 def _check_args(kind, method, n_samples, ghost_form):
     "ValueError naming the argument unless the `fisher_info` settings are valid."
     if kind not in FISHER_KINDS: raise ValueError(f"fisher_info: kind must be one of {FISHER_KINDS}, got {kind!r}")
@@ -209,7 +209,7 @@ def _table(acc: dict, n_layers: int, denom: int):
     rows = [dict(layer=l, module=m, fisher=float(acc.get((l, m), 0.0)) / denom) for l, m in keys]
     return pd.DataFrame(rows).astype(dict(layer=int))
 
-# %% ../nbs/05_fisher.ipynb #31179410
+# %% ../nbs/05_fisher.ipynb #1291f171
 def fisher_info(
     model,  # an `LlmRecommender`
     loader,  # batches from `PadCollator`: input_ids, attention_mask, position_ids (B, T) and labels (B,)
@@ -237,7 +237,7 @@ def fisher_info(
     df.attrs.update(kind=kind, method=method, n_samples=S, n_examples=n, seed=seed)
     return df
 
-# %% ../nbs/05_fisher.ipynb #66c0d8fd
+# %% ../nbs/05_fisher.ipynb #6c4de4cf
 def fisher_by_layer(df: pd.DataFrame) -> pd.Series:
     "Per-block totals of a `fisher_info` table, indexed by layer."
     return df[df.layer >= 0].groupby("layer").fisher.sum().rename("fisher")
@@ -249,7 +249,7 @@ def save_fisher(df: pd.DataFrame, path_stem, provenance: dict) -> tuple:
                attrs=dict(df.attrs), provenance=provenance)
     return atomic_write_csv(f"{path_stem}.csv", df), atomic_write_json(f"{path_stem}.json", doc)
 
-# %% ../nbs/05_fisher.ipynb #9db728e8
+# %% ../nbs/05_fisher.ipynb #0c1103ea
 def grad_norm_importance(model, loader) -> pd.Series:
     "Per-block squared norm of the batch-mean gradient of the loss, averaged over batches."
     acc, nb = {}, 0
@@ -263,7 +263,7 @@ def grad_norm_importance(model, loader) -> pd.Series:
     if nb == 0: raise ValueError("grad_norm_importance: the loader yielded no batches")
     return pd.Series({l: float(acc[l]) / nb for l in sorted(acc)}, name="grad_norm").rename_axis("layer")
 
-# %% ../nbs/05_fisher.ipynb #958722d5
+# %% ../nbs/05_fisher.ipynb #bc324ebd
 @torch.no_grad()
 def _block_states(model, batch: dict, dev) -> list:
     "The L + 1 hidden states (B, T, d): block l's input is entry l and its raw output (before the final norm) entry l + 1."
@@ -285,7 +285,7 @@ def block_influence(model, loader) -> pd.Series:
     if n == 0: raise ValueError("block_influence: the loader yielded no tokens")
     return pd.Series((tot / n).cpu().numpy(), name="block_influence").rename_axis("layer")
 
-# %% ../nbs/05_fisher.ipynb #cc8fc6fc
+# %% ../nbs/05_fisher.ipynb #ef571aab
 def _ndcg(model, examples, prompter, k: int, batch_size: int) -> float:
     "Mean full-ranking NDCG@k of `model` on `examples`."
     return float(evaluate(model, examples, prompter, ks=(k,), batch_size=batch_size)["full"][f"ndcg@{k}"].mean())
@@ -299,7 +299,7 @@ def ablation_drop(model, valid_examples, prompter, ks=(10,), batch_size: int = 3
              for l in tqdm(range(n), desc="ablation", leave=False)}
     return pd.Series(drops, name=f"ndcg@{k}_drop").rename_axis("layer")
 
-# %% ../nbs/05_fisher.ipynb #d3d4c2e5
+# %% ../nbs/05_fisher.ipynb #d3463112
 def _rank_corr(a, b):
     "Spearman correlation per row of (n_boot, n) arrays `a`, `b`; NaN where a row is constant."
     ra, rb = stats.rankdata(a, axis=1), stats.rankdata(b, axis=1)
@@ -317,3 +317,9 @@ def importance_agreement(measures: dict, n_boot: int = 1000, seed: int = 0, ci: 
         lo, hi = np.nanpercentile(_rank_corr(x[idx], y[idx]), [50 * (1 - ci), 50 * (1 + ci)])
         rows.append(dict(a=a, b=b, rho=float(stats.spearmanr(x, y).statistic), ci_low=float(lo), ci_high=float(hi), n_layers=len(df)))
     return pd.DataFrame(rows)
+
+def agreement_of(agree: pd.DataFrame, a: str, b: str) -> pd.Series:
+    "The row of `importance_agreement`'s table for measures `a` and `b`, in either order."
+    r = agree[((agree.a == a) & (agree.b == b)) | ((agree.a == b) & (agree.b == a))]
+    if r.empty: raise KeyError(f"no agreement row for {a!r} and {b!r}; measures: {sorted(set(agree.a) | set(agree.b))}")
+    return r.iloc[0]
