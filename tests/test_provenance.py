@@ -84,3 +84,21 @@ def test_the_provenance_page_names_the_source_of_every_number(tmp_path):
     for s in P.sources:
         assert s.path.name in page and s.commit != "unknown", s.path
         assert not s.stale or f"STALE" in page, f"{s.run_id} was computed at lwa {s.lwa_version} and the page does not say so"
+
+
+def test_the_readme_headline_table_is_the_committed_results(tmp_path):
+    "The README's generated table holds exactly what `lwa.paper.readme_table` makes of the committed results (python -m lwa.paper readme)."
+    from lwa.paper import README_MARKS, generate, readme_table
+    P = generate(tmp_path / "generated", ROOT / "results", ROOT / "figures")
+    text = (ROOT / "README.md").read_text()
+    a, b = README_MARKS
+    assert a in text and b in text, "README.md lost the headline markers"
+    assert text.split(a)[1].split(b)[0].strip() == readme_table(P).strip(), "README.md's table is out of date: run .venv/bin/python -m lwa.paper readme"
+
+
+def test_the_readme_make_targets_exist():
+    "Every `make X` the README tells a user to run is a target of the Makefile."
+    import re
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    used = set(re.findall(r"\bmake ([a-z][a-z-]*)", (ROOT / "README.md").read_text()))
+    assert used and used <= targets, f"README names make targets the Makefile lacks: {sorted(used - targets)}"
