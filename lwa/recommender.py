@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['PROMPT_HEAD', 'PROMPT_ITEM', 'PROMPT_TAIL', 'VERBALIZER_QUESTION', 'VERBALIZER_ANSWER', 'Prompter', 'IdPrompter',
-           'PadCollator', 'PromptDataset', 'LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'student_of',
-           'score_items', 'evaluate', 'last_checkpoint', 'freeze_below', 'training_args', 'train_recommender',
-           'id_recommender', 'verbalizer_scores']
+           'PadCollator', 'PromptDataset', 'LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'load_recommender',
+           'student_of', 'score_items', 'evaluate', 'last_checkpoint', 'freeze_below', 'training_args',
+           'train_recommender', 'id_recommender', 'verbalizer_scores']
 
-# %% ../nbs/04_recommender.ipynb #593536d1
+# %% ../nbs/04_recommender.ipynb #7b47181c
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +24,9 @@ from transformers.modeling_outputs import ModelOutput
 from .core import ConfigError, TrainCfg
 from .data import Examples
 from .metrics import full_ranking_metrics, sampled_metrics
-from .models import copy_blocks, narrow_dims, pca_basis, select_layers
+from .models import CheckpointError, check_tokenizer, copy_blocks, narrow_dims, pca_basis, select_layers
 
-# %% ../nbs/04_recommender.ipynb #3eca17c9
+# %% ../nbs/04_recommender.ipynb #d29ff7a2
 PROMPT_HEAD, PROMPT_ITEM, PROMPT_TAIL = "A user bought these items, oldest first:\n", "{i}. ", "The next item is"
 
 class Prompter:
@@ -55,7 +55,7 @@ class IdPrompter:
     def __init__(self, max_history: int = 20): self.max_history, self.pad_id = max_history, 0
     def __call__(self, history) -> list: return [int(i) + 1 for i in history][-self.max_history:]
 
-# %% ../nbs/04_recommender.ipynb #116d0324
+# %% ../nbs/04_recommender.ipynb #576f4f84
 class PadCollator:
     "Left-pad `input_ids`, with matching attention mask and position ids; keep integer `labels`."
     def __init__(self, pad_id: int): self.pad_id = pad_id
@@ -74,7 +74,7 @@ class PromptDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.ex)
     def __getitem__(self, i): return dict(input_ids=self.prompter(self.ex.histories[i]), labels=int(self.ex.targets[i]))
 
-# %% ../nbs/04_recommender.ipynb #6874b34a
+# %% ../nbs/04_recommender.ipynb #57fbaba2
 class LlmRecConfig(PretrainedConfig):
     "Config of an `LlmRecommender`: the decoder's Llama config, the catalogue size, the item-embedding width and, for a narrow student, its teacher's width."
     model_type = "lwa_llmrec"
@@ -90,7 +90,7 @@ class RecOutput(ModelOutput):
     hidden_states: tuple | None = None  # n_layers + 1 tensors (B, T, d)
     attentions: tuple | None = None
 
-# %% ../nbs/04_recommender.ipynb #79917ab3
+# %% ../nbs/04_recommender.ipynb #941b7b7b
 class LlmRecommender(PreTrainedModel):
     "A Llama decoder with an item head: last-token state, projection, dot product with every item's embedding."
     config_class = LlmRecConfig
@@ -113,7 +113,15 @@ class LlmRecommender(PreTrainedModel):
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return RecOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
-# %% ../nbs/04_recommender.ipynb #716a4b35
+    @classmethod
+    def from_pretrained(cls, path, *args, **kw):
+        "Load a saved recommender; a truncated or garbled weights file is a `CheckpointError` naming the folder and the fix."
+        from safetensors import SafetensorError
+        try: return super().from_pretrained(path, *args, **kw)
+        except SafetensorError as e: raise CheckpointError(f"corrupted checkpoint in {path}: {e}; delete that folder and run again "
+                                                           "(the code that wrote it trains and saves it again)") from e
+
+# %% ../nbs/04_recommender.ipynb #46845857
 def _pooled(weight: torch.Tensor, token_lists: list) -> torch.Tensor:
     "Mean of `weight` rows over each list of token ids: (len(token_lists), d)."
     flat = torch.tensor([t for ts in token_lists for t in ts], dtype=torch.long)
@@ -131,7 +139,19 @@ def from_lm(lm, title_tokens: list) -> LlmRecommender:
     rec.item_emb.weight.copy_(_pooled(lm.get_output_embeddings().weight, title_tokens))
     return rec.eval()
 
-# %% ../nbs/04_recommender.ipynb #9240386b
+# %% ../nbs/04_recommender.ipynb #aa50928d
+def load_recommender(folder, tokenizer=None) -> tuple:
+    "A saved `LlmRecommender` and the tokenizer saved beside it, checked against each other (and against `tokenizer`, when given)."
+    from transformers import AutoTokenizer
+    rec = LlmRecommender.from_pretrained(folder).eval()
+    try: saved = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{folder}: no readable tokenizer beside the model ({str(e).splitlines()[0]}); save the one it was trained with there "
+                              "(tokenizer.save_pretrained(folder)), or delete the folder and train again") from e
+    check_tokenizer(rec, saved); check_tokenizer(rec, tokenizer, saved=saved)
+    return rec, saved
+
+# %% ../nbs/04_recommender.ipynb #05a2d056
 @torch.no_grad()
 def student_of(rec: LlmRecommender, k: int | None = None, strategy="uniform", hidden_size: int | None = None) -> LlmRecommender:
     "A shallower (optionally narrower) `LlmRecommender` from `k` of `rec`'s blocks (by `strategy` or a list), embeddings and item head carried over."
@@ -152,10 +172,11 @@ def student_of(rec: LlmRecommender, k: int | None = None, strategy="uniform", hi
     stu.item_proj.weight.copy_(rec.item_proj.weight @ V.T); stu.to_teacher.weight.copy_(V.T)
     return stu.eval()
 
-# %% ../nbs/04_recommender.ipynb #761258e4
+# %% ../nbs/04_recommender.ipynb #40f5beb1
 @torch.inference_mode()
 def score_items(model, ex: Examples, prompter, batch_size: int = 32, desc: str = "scoring") -> np.ndarray:
     "Scores of every item for every example: (E, n_items) float32, rows in the order of `ex`."
+    check_tokenizer(model, getattr(prompter, "tokenizer", None))
     model.eval(); dev = next(model.parameters()).device
     prompts = [prompter(h) for h in ex.histories]
     order = np.argsort([len(p) for p in prompts], kind="stable"); out = np.empty((len(ex), model.config.n_items), np.float32)
@@ -173,10 +194,29 @@ def evaluate(model, ex: Examples, prompter, ks=(5, 10, 20), exclude_history: boo
     if cands is not None: out["sampled"] = sampled_metrics(np.take_along_axis(S, cands, 1), ks)
     return out
 
-# %% ../nbs/04_recommender.ipynb #c33f786a
-def last_checkpoint(d) -> str | None:
-    "The newest `checkpoint-N` folder in `d`, or None."
-    d = Path(d); cks = sorted(d.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if d.is_dir() else []
+# %% ../nbs/04_recommender.ipynb #d0016bef
+def _check_checkpoint(ck: Path):
+    "Raise a `CheckpointError` naming `ck` unless its trainer state, safetensors weights and torch files read back whole."
+    import json, zipfile
+    from safetensors import safe_open
+    f = ck / "trainer_state.json"
+    try:
+        json.loads(f.read_text())
+        weights = sorted(ck.glob("*.safetensors"))
+        if not weights: raise FileNotFoundError("no *.safetensors weights")
+        for f in weights:
+            with safe_open(str(f), "pt"): pass  # reads the header and checks that the file holds every tensor it lists
+        for f in sorted([*ck.glob("*.pt"), *ck.glob("*.pth")]):  # optimizer, scheduler, RNG state: zip archives with a CRC per member
+            with zipfile.ZipFile(f) as z:
+                if z.testzip() is not None: raise zipfile.BadZipFile("a member fails its CRC check")
+    except Exception as e:
+        raise CheckpointError(f"damaged training checkpoint {ck} ({f.name}: {type(e).__name__}: {e}); delete that folder (rm -r '{ck}') and run again: "
+                              "training resumes from an earlier checkpoint, or starts over") from e
+
+def last_checkpoint(d, check: bool = True) -> str | None:
+    "The newest `checkpoint-N` folder in `d`, or None; with `check`, a damaged one is a `CheckpointError` naming it."
+    d = Path(d); cks = sorted((p for p in d.glob("checkpoint-*") if p.name[11:].isdigit()), key=lambda p: int(p.name[11:])) if d.is_dir() else []
+    if cks and check: _check_checkpoint(cks[-1])
     return str(cks[-1]) if cks else None
 
 def _lora(model, r: int):
@@ -185,7 +225,7 @@ def _lora(model, r: int):
     tm = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=tm, modules_to_save=["item_proj", "item_emb"]))
 
-# %% ../nbs/04_recommender.ipynb #f5eb949e
+# %% ../nbs/04_recommender.ipynb #9f027a5e
 def freeze_below(model: LlmRecommender, top: int):
     "Train only the top `top` decoder blocks, the final norm and the item head."
     n = len(model.lm.layers)
@@ -203,6 +243,7 @@ def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, 
 def train_recommender(model, train: Examples, prompter, cfg: TrainCfg, out_dir, seed: int = 0,
                       resume: bool = True, save_steps: int = 200, **args):
     "Fine-tune `model` on `train` with the HF `Trainer`; checkpoints in `out_dir/checkpoints`; returns the trained model."
+    check_tokenizer(model, getattr(prompter, "tokenizer", None))
     ta = training_args(cfg, out_dir, seed, save_steps, **args)
     ex = train.subsample(cfg.max_train_examples, seed)
     if cfg.train_top_layers is not None: freeze_below(model, cfg.train_top_layers)
@@ -213,7 +254,7 @@ def train_recommender(model, train: Examples, prompter, cfg: TrainCfg, out_dir, 
     m = m.merge_and_unload() if lora_r > 0 else m
     return m.eval(), tr.state.log_history
 
-# %% ../nbs/04_recommender.ipynb #1f4a4496
+# %% ../nbs/04_recommender.ipynb #b1659a7e
 def id_recommender(n_items: int, n_layers: int = 2, hidden: int = 64, heads: int = 2, max_history: int = 50, seed: int = 0) -> LlmRecommender:
     "A randomly initialised causal transformer over item ids (0 pads) with the item head."
     torch.manual_seed(seed)
@@ -221,7 +262,7 @@ def id_recommender(n_items: int, n_layers: int = 2, hidden: int = 64, heads: int
                      num_key_value_heads=heads, max_position_embeddings=max_history + 8, pad_token_id=0, tie_word_embeddings=False)
     return LlmRecommender(LlmRecConfig(lm=lm.to_dict(), n_items=n_items))
 
-# %% ../nbs/04_recommender.ipynb #227c5946
+# %% ../nbs/04_recommender.ipynb #c7640bc7
 VERBALIZER_QUESTION, VERBALIZER_ANSWER = "Which item will the user buy next?\n", "Answer:"
 
 def _label_ids(tokenizer, n: int) -> list:
@@ -237,7 +278,7 @@ def _verbal_prompt(p: Prompter, history, cands) -> list:
     for c, i in zip(string.ascii_uppercase, cands): ids += enc(f"{c}. ") + p.titles[i] + p.nl
     return ids + enc(VERBALIZER_ANSWER)
 
-# %% ../nbs/04_recommender.ipynb #d6cdfc36
+# %% ../nbs/04_recommender.ipynb #5ea9bfb8
 @torch.inference_mode()
 def verbalizer_scores(lm, prompter: Prompter, ex: Examples, cands: np.ndarray, batch_size: int = 8, seed: int = 0) -> np.ndarray:
     "Zero-shot scores (E, C) of candidates `cands` (target in column 0) from the causal LM's label logits."

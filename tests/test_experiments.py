@@ -53,5 +53,5 @@ def test_same_seed_gives_identical_metrics(tiny_run, tmp_path):
 def test_wrong_parameter_type_fails_clearly(tmp_path):
     r = _papermill(tmp_path, "bad.ipynb", "-p", "max_eval_users", "many")
     assert r.returncode != 0
-    assert "EvalCfg.max_eval_users: expected" in (tmp_path / "bad.ipynb").read_text()
+    assert "parameter 'max_eval_users' must be int | None, got 'many'" in (tmp_path / "bad.ipynb").read_text()  # lwa.core.check_params
     assert not (tmp_path / "results" / "exp_popularity").exists(), "no partial results left behind"
