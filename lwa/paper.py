@@ -11,7 +11,7 @@ __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA
            'part_setup', 'part_provenance', 'generate', 'report_body', 'readme_table', 'update_readme', 'results_page',
            'provenance_page', 'sources_section', 'stage_book', 'main']
 
-# %% ../nbs/08_paper.ipynb #733d116e
+# %% ../nbs/08_paper.ipynb #4dbc430e
 import argparse
 import json
 import math
@@ -26,7 +26,7 @@ import pandas as pd
 import lwa
 from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root
 
-# %% ../nbs/08_paper.ipynb #36fda5db
+# %% ../nbs/08_paper.ipynb #8250aa87
 class MissingResultError(FileNotFoundError):
     "A result the paper needs is missing; the message names the file and the notebook that writes it."
 
@@ -37,7 +37,7 @@ def need(path, notebook: str) -> Path:
         raise MissingResultError(f"{p}: missing; it is written by nbs/{notebook}.ipynb (run it with the paper's profile and datasets, see README.md)")
     return p
 
-# %% ../nbs/08_paper.ipynb #3647d708
+# %% ../nbs/08_paper.ipynb #8d8b4b05
 @dataclass
 class Source:
     "One results folder or benchmark file the paper reads, with its provenance."
@@ -57,7 +57,7 @@ class Source:
     @property
     def commit(self) -> str: return (self.provenance.get("git") or {}).get("commit") or "unknown"
 
-# %% ../nbs/08_paper.ipynb #2fc50086
+# %% ../nbs/08_paper.ipynb #b25ef70e
 def locate(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Source:
     "The newest finished run of `experiment` named `prefix`*, as a `Source`; a `MissingResultError` says which notebook to run."
     base = Path(root or results_root())
@@ -89,7 +89,7 @@ def bench(name: str, notebook: str, root=None) -> tuple:
     d = json.loads(p.read_text())
     return Source("bench", p, notebook, d.get("provenance") or {}), d
 
-# %% ../nbs/08_paper.ipynb #2fed6b91
+# %% ../nbs/08_paper.ipynb #1ff4771d
 def num(x, nd: int = 2, scale: float = 1.0) -> str:
     "`x * scale` with `nd` decimals; '--' when missing; a true minus sign (Unicode, typeset as a math minus)."
     if x is None or (isinstance(x, float) and not math.isfinite(x)): return "--"
@@ -106,7 +106,7 @@ def sci(x) -> str:
     m, e = f"{float(x):.0e}".split("e")
     return f"${m}\\times10^{{{int(e)}}}$"
 
-# %% ../nbs/08_paper.ipynb #07869ef8
+# %% ../nbs/08_paper.ipynb #601b786a
 _DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
 def camel(s: str) -> str:
@@ -120,7 +120,7 @@ _ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 def tex_escape(s) -> str: return "".join(_ESC.get(c, c) for c in str(s))
 def tt(s) -> str: return f"\\texttt{{{tex_escape(s)}}}"
 
-# %% ../nbs/08_paper.ipynb #ba497e34
+# %% ../nbs/08_paper.ipynb #44b3fa24
 OUTCOMES = ("better", "worse", "ns")  # the arguments of a comparison selector, in order
 
 class Macros:
@@ -139,13 +139,13 @@ class Macros:
     def tex(self) -> str:
         return "".join(f"\\newcommand{{\\{k}}}{'[%d]' % n if n else ''}{{{v}}}\n" for k, (n, v) in sorted(self.defs.items()))
 
-# %% ../nbs/08_paper.ipynb #ea512c01
+# %% ../nbs/08_paper.ipynb #9b7f7b7b
 def outcome(diff, lo=None, hi=None, p=None, alpha: float = 0.05) -> str:
     "'better', 'worse' or 'ns' for a difference with a CI [lo, hi] (zero outside it) or a p-value (< alpha)."
     sig = (p < alpha) if p is not None else (lo > 0 or hi < 0)
     return "ns" if not sig else ("better" if diff > 0 else "worse")
 
-# %% ../nbs/08_paper.ipynb #8f3334e6
+# %% ../nbs/08_paper.ipynb #c4355019
 class Tex(str):
     "A table cell already in LaTeX; `.plain` is its text for the book."
     def __new__(cls, tex: str, plain: str):
@@ -163,7 +163,7 @@ class Table:
     groups: list = field(default_factory=list)  # [(label, ncols)] over the columns after the first `lead`
     lead: int = 1
 
-# %% ../nbs/08_paper.ipynb #8637d160
+# %% ../nbs/08_paper.ipynb #af74c6a7
 def to_latex(t: Table) -> str:
     "The booktabs tabular of `t`."
     n, out = len(t.head), [f"\\begin{{tabular}}{{{t.align}}}", "\\toprule"]
@@ -178,7 +178,7 @@ def to_latex(t: Table) -> str:
         else: out.append(" & ".join(map(_cell, r)) + " \\\\")
     return "\n".join(out + ["\\bottomrule", "\\end{tabular}", ""])
 
-# %% ../nbs/08_paper.ipynb #e7418fa8
+# %% ../nbs/08_paper.ipynb #12bf7f76
 def to_markdown(t: Table) -> str:
     "`t` as Markdown pipe tables for the book: group headings become bold rows; column groups (datasets) become one table each, to fit a page."
     if t.groups:
@@ -196,7 +196,7 @@ def to_markdown(t: Table) -> str:
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
-# %% ../nbs/08_paper.ipynb #e432d4bc
+# %% ../nbs/08_paper.ipynb #856f6508
 NAMES = {"office": "Office", "scientific": "Scientific", "scientific_lcrec": "Scientific (LC-Rec)", "synthetic": "Synthetic (SYNTHETIC data)"}
 
 @dataclass
@@ -225,7 +225,7 @@ class Paper:
     def D(self, ds: str) -> str: return camel(ds)  # the macro prefix of a dataset
     def name(self, ds: str) -> str: return NAMES.get(ds, ds.replace("_", " ").title())
 
-# %% ../nbs/08_paper.ipynb #6ee8ffe3
+# %% ../nbs/08_paper.ipynb #deef84cd
 def figure(P: Paper, macro: str, name: str, notebook: str) -> str:
     "Check that figure `name` exists as PDF and PNG in the figures folder and record it as `\\macro`."
     for ext in ("pdf", "png"): need(P.fig_dir / f"{name}.{ext}", notebook)
@@ -236,7 +236,7 @@ def common(P: Paper, name: str, values: list):
     u = list(dict.fromkeys(map(str, values)))
     P.macros[name] = u[0] if len(u) == 1 else "/".join(u)
 
-# %% ../nbs/08_paper.ipynb #8d728288
+# %% ../nbs/08_paper.ipynb #f2964fb4
 def part_data(P: Paper):
     "Table `data` and the dataset macros, from exp_popularity's stats.csv."
     rows = []
@@ -250,7 +250,7 @@ def part_data(P: Paper):
                      f"{num(s.seq_len_mean, 1)} / {num(s.seq_len_median, 0)} / {int(s.seq_len_max)}", num(s.title_len_mean, 1)])
     P.tables["data"] = Table(["Dataset", "Users", "Items", "Inter.", "Density", "Seq. len.", "Title"], rows, "@{}lrrrrcr@{}")
 
-# %% ../nbs/08_paper.ipynb #73ca444e
+# %% ../nbs/08_paper.ipynb #8a6f71eb
 SYSTEMS = {"popularity": "Pop", "ID baseline": "ID", "item head, untuned": "Untuned", "verbalizer (zero-shot)": "Verbal", "teacher (fine-tuned)": "Teacher"}
 
 def _get(summary: dict, system: str, protocol: str, metric: str):
@@ -261,7 +261,7 @@ def _protocols(summary: dict) -> tuple:
     ps = list(dict.fromkeys(k.split("|")[1] for k in summary))
     return next(p for p in ps if p.startswith("sampled") and "(" not in p), next((p for p in ps if "(" in p), None)
 
-# %% ../nbs/08_paper.ipynb #3cc808f4
+# %% ../nbs/08_paper.ipynb #3643c508
 def part_teacher(P: Paper):
     "Table `teacher` and the teacher macros, from exp_teacher's metrics.json."
     teacher, rows, speed, users, train = get_profile(P.profile).model.teacher, [], [], [], []
@@ -284,7 +284,7 @@ def part_teacher(P: Paper):
     P.macros["SampledProtocol"], P.macros["SmallProtocol"] = tex_escape(samp), tex_escape(small or "--")
     P.tables["teacher"] = Table(["System", "N@10", "95% CI", "H@10", "N@10 (s)", "N@10 (s20)"], rows, "@{}lrcrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #dbaba005
+# %% ../nbs/08_paper.ipynb #88dc2b57
 MEASURES = {"fisher (empirical)": "Fisher (emp.)", "fisher (true)": "Fisher (true)", "grad norm^2": "grad. norm²",
             "block influence": "influence", "ablation drop": "ablation", "depth": "depth"}
 HYP = ("HDepth", "HAblation")  # macro stems of the two hypotheses, in exp_fisher's order (H1: depth, H2: ablation)
@@ -300,7 +300,7 @@ def across(P: Paper, vals: dict) -> str:
 
 def _top(values, k: int = 3) -> str: return ", ".join(str(i) for i in sorted(sorted(range(len(values)), key=lambda i: -values[i])[:k]))
 
-# %% ../nbs/08_paper.ipynb #160ebf97
+# %% ../nbs/08_paper.ipynb #cb94aa9f
 def part_fisher(P: Paper):
     "Table `fisher` and the Fisher macros, from exp_fisher's agreement.csv and metrics.json."
     cols, verdicts, n_fisher, n_abl, pairs, by_ds = [], {}, [], [], None, {}
@@ -325,7 +325,7 @@ def part_fisher(P: Paper):
     P.tables["fisher"] = Table(["Spearman ρ [95% CI]", *map(P.name, P.datasets)], rows + ["Hypotheses (exp_fisher's verdicts)"] + [[k, *v] for k, v in verdicts.items()],
                                "@{}l" + "c" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #167e45d5
+# %% ../nbs/08_paper.ipynb #a9cc8922
 ALPHA = 0.05  # significance level for marks and selectors (Holm-corrected p-values)
 MAIN_COLS = (("full|ndcg@10", "N@10"), (None, "95% CI"), ("full|hr@10", "H@10"), ("full|mrr", "MRR"), ("sampled|ndcg@10", "N@10 (s)"))
 
@@ -338,7 +338,7 @@ def _marks(sig: pd.DataFrame, method: str) -> tuple:
             a = "\\uparrow" if o == "better" else "\\downarrow"; tex += f"${a}$\\textsc{{{r.ref[0]}}}"; plain += ("↑" if o == "better" else "↓") + r.ref[0].upper()
     return (f"\\textsuperscript{{{tex}}}" if tex else ""), plain
 
-# %% ../nbs/08_paper.ipynb #b0fd2978
+# %% ../nbs/08_paper.ipynb #5be643d1
 def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     "Macros of one dataset of the main table: every method's numbers, each comparison's outcome, the best student."
     for _, r in t.iterrows():
@@ -357,7 +357,7 @@ def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     better = sig[(sig.ref == "uniform") & (sig.p_holm < ALPHA) & (sig.mean_diff > 0)].method
     P.macros[f"{D}NBetterThanUniform"] = str(len(better)); P.macros[f"{D}BetterThanUniform"] = ", ".join(map(tt, better)) or "none"
 
-# %% ../nbs/08_paper.ipynb #001d219b
+# %% ../nbs/08_paper.ipynb #51f830a6
 def part_main(P: Paper):
     "Table `main` and its macros, from exp_distill's main_table.csv and significance.csv."
     src = P.use(locate("exp_distill", run_prefix("exp_distill", P.profile, "+".join(P.datasets)), P.root)); nb = "exp_distill"
@@ -384,7 +384,7 @@ def part_main(P: Paper):
     figure(P, "DistillCurvesFig", m["figure"], nb)
     return src, m
 
-# %% ../nbs/08_paper.ipynb #47956648
+# %% ../nbs/08_paper.ipynb #c9558d42
 def part_efficiency(P: Paper, m: dict):
     "Table `efficiency` and its macros, from exp_distill's metrics.json speed entry."
     P.use(P.main_run)
@@ -402,7 +402,7 @@ def part_efficiency(P: Paper, m: dict):
     common(P, "StudentBlocks", [m["speed"][d]["student_blocks"] for d in P.datasets])
     P.tables["efficiency"] = Table(["", *map(P.name, P.datasets)], list(rows.values()), "@{}l" + "r" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #41b211b9
+# %% ../nbs/08_paper.ipynb #b8d17623
 def part_cost(P: Paper):
     "Table `cost` and its macros, from bench_distill's and bench_fisher's files in results/bench/ (`bench_file`)."
     src, d = bench(bench_file("distill", P.profile, P.datasets[0]), "bench_distill", P.root); P.use(src); med = d["median_s"]
@@ -420,7 +420,7 @@ def part_cost(P: Paper):
         if ok and r["batch"] == min(plain): P.macros[f"Fisher{camel(r['path'])}OverPlain"] = num(r["s_per_example"] / plain[r["batch"]], 2)
     P.tables["cost"] = Table(["", "median s", "× base", "peak MB"], rows, "@{}lrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #c230d832
+# %% ../nbs/08_paper.ipynb #eb4a4dd4
 CLAIMS = dict(source="../shared/original_project/SUMMARY.md (实验贡献 2-3)", uniform_ndcg5=0.721, method_ndcg5=0.779, speedup=3.2, size_reduction=0.90)
 
 def part_claims(P: Paper, m: dict):
@@ -448,7 +448,7 @@ def part_claims(P: Paper, m: dict):
         M[f"Claim{k}Verdicts"] = across(P, {ds: yes if v else no for ds, v in held[k].items()}) if held[k] else "not measured (the main run has no uniform and fisher_semantic units)"
     P.tables["claims"] = Table(["", "claimed", *map(P.name, P.datasets)], rows, "@{}l" + "r" * (1 + len(P.datasets)) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #b887038c
+# %% ../nbs/08_paper.ipynb #398402e6
 def part_weights(P: Paper):
     "Tables `strategies` and `beta` and their macros, from exp_weights's strategies.csv, beta.csv and significance.csv."
     srows, bcols, betas = [], [], None
@@ -477,7 +477,7 @@ def part_weights(P: Paper):
     P.tables["strategies"] = Table(["Method", "Student blocks", "N@10", "95% CI"], srows, "@{}llrc@{}")
     P.tables["beta"] = Table(["β", *map(P.name, P.weights_datasets)], [[f"{x:g}", *(c[i] for c in bcols)] for i, x in enumerate(betas)], "@{}l" + "c" * len(bcols) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #d731fc5d
+# %% ../nbs/08_paper.ipynb #d964b778
 def part_setup(P: Paper):
     "Macros of the recorded configuration of the main run and the teacher runs."
     c = json.loads(need(P.use(P.main_run).path / "config.json", "exp_distill").read_text())["profile"]; d, e, dt = c["distill"], c["eval"], c["data"]
@@ -492,7 +492,7 @@ def part_setup(P: Paper):
     t = json.loads(need(P.use(next(s for s in P.sources if s.experiment == "exp_teacher")).path / "config.json", "exp_teacher").read_text())["profile"]["train"]
     M["TeacherLR"], M["TeacherEpochs"], M["TeacherBatch"], M["TeacherTopBlocks"] = sci(t["lr"]), f"{t['epochs']:g}", str(t["batch_size"]), str(t["train_top_layers"])
 
-# %% ../nbs/08_paper.ipynb #4f0d0aaa
+# %% ../nbs/08_paper.ipynb #dbf2971b
 def _finished(s: Source) -> str: return (s.provenance.get("finished_at") or "--")[:16].replace("T", " ")
 
 def part_provenance(P: Paper):
@@ -506,7 +506,7 @@ def part_provenance(P: Paper):
              ("STALE; " if s.stale else "") + (f"newest of {s.candidates}" if s.candidates > 1 else "")] for s in P.sources]
     P.tables["provenance"] = Table(["Experiment", "Run", "Commit", "lwa", "Finished (UTC)", "Note"], rows, "@{}llllll@{}")
 
-# %% ../nbs/08_paper.ipynb #efc8a78c
+# %% ../nbs/08_paper.ipynb #e4d62a3d
 def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "paper", datasets=("office", "scientific"),
              weights_datasets=None, benchmarks: bool = True) -> Paper:
     "Read the results and write macros.tex, figures.tex, provenance.tex and tab_*.tex to `out`; raises `MissingResultError` naming what is missing."
@@ -531,14 +531,14 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
     atomic_write_text(out / "report_body.tex", hdr + report_body(P))
     return P
 
-# %% ../nbs/08_paper.ipynb #34b8d5fa
+# %% ../nbs/08_paper.ipynb #8e040afe
 def _part(P: Paper, name: str, fn):
     "Run part `fn` as `name`, recording the macros, tables and figures it adds (in `P.feeds`) and the sources it reads."
     before = (set(P.macros.defs), set(P.tables), set(P.figures)); P.part = name; fn(P); P.part = ""
     P.feeds[name] = tuple(sorted(set(now) - old) for now, old in zip((P.macros.defs, P.tables, P.figures), before))
 
-# %% ../nbs/08_paper.ipynb #d8bc784f
-REPORT_WIDE = ("main", "teacher", "fisher", "provenance")  # tables set across both columns
+# %% ../nbs/08_paper.ipynb #3c4fafc5
+REPORT_WIDE = ("main", "teacher", "fisher")  # tables set across both columns when there are several datasets (provenance always)
 
 def report_body(P: Paper) -> str:
     "The body of the reproduction report for `P`'s profile: a generated summary per dataset, then every generated table and figure."
@@ -560,19 +560,19 @@ def report_body(P: Paper) -> str:
         if has(f"{D}HDepth"): bits.append(f"Fisher information \\{D}HDepth{{rose}}{{fell}}{{showed no significant trend}} with depth")
         if has(f"{D}Speedup"): bits.append(f"the student scores users \\{D}Speedup$\\times$ faster than the teacher")
         out.append(f"\\item {name}: " + ("; ".join(bits) or "no summary macros") + ".")
-    out.append("\\end{itemize}\n\n\\section{Tables}")
+    out.append("\\end{itemize}\n\n\\clearpage\\section{Tables}")
     for k, title, cap in BOOK_TABLES + (("provenance", "Provenance", "The results folders this report read."),):
         if k not in P.tables: continue
-        env = "table*" if k in REPORT_WIDE else "table"
-        out.append(f"\\begin{{{env}}}[tbp]\n\\caption{{{tex_escape(title)}. {tex_escape(cap)}}}\\label{{tab:{k}}}\n\\centering\\footnotesize"
+        env = "table*" if k == "provenance" or (k in REPORT_WIDE and len(P.datasets) > 1) else "table"
+        out.append(f"\\begin{{{env}}}[{'!tb' if env == 'table*' else '!htb'}]\n\\caption{{{tex_escape(title)}. {tex_escape(cap)}}}\\label{{tab:{k}}}\n\\centering\\footnotesize"
                    f"\\setlength{{\\tabcolsep}}{{2.5pt}}\\resizebox{{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}}{{!}}{{\\input{{generated/tab_{k}}}}}\n\\end{{{env}}}")
-    out.append("\\section{Figures}")
+    out.append("\\clearpage\\section{Figures}")
     for macro, (name, nb) in sorted(P.figures.items()):
-        out.append(f"\\begin{{figure}}[tbp]\\centering\\includegraphics[width=\\columnwidth]{{\\{macro}}}\n"
+        out.append(f"\\begin{{figure}}[!htb]\\centering\\includegraphics[width=\\columnwidth]{{\\{macro}}}\n"
                    f"\\caption{{\\texttt{{{tex_escape(name)}}}, written by \\texttt{{{tex_escape(nb)}}}.}}\n\\end{{figure}}")
     return "\n".join(out) + "\n"
 
-# %% ../nbs/08_paper.ipynb #45e3e7b3
+# %% ../nbs/08_paper.ipynb #f41e82b2
 README_MARKS = ("<!-- headline:start (python -m lwa.paper readme writes this table from the results) -->", "<!-- headline:end -->")
 
 def readme_table(P: Paper) -> str:
@@ -602,7 +602,7 @@ def update_readme(P: Paper, readme="README.md") -> bool:
     if new != text: atomic_write_text(path, new)
     return new != text
 
-# %% ../nbs/08_paper.ipynb #07ba129b
+# %% ../nbs/08_paper.ipynb #4f477f52
 BOOK_TABLES = (("main", "Main results", "Full-ranking NDCG@10 (N@10), HR@10, MRR and sampled NDCG@10, ×100, mean over seeds. ↑U/↓U: significantly better/worse than uniform, ↑N/↓N: than nokd (paired bootstrap, Holm, p < 0.05)."),
                ("teacher", "The teacher and the baselines", "×100, on the same test users; (s): sampled candidates; (s20): the verbalizer's smaller candidate set."),
                ("fisher", "Fisher information and the other importance measures", "Spearman correlation across the teacher's blocks, with 95% bootstrap intervals."),
@@ -623,7 +623,7 @@ def results_page(P: Paper, fig_rel: str = "figures") -> str:
     for macro, (name, nb) in sorted(P.figures.items()): out.append(f"```{{figure}} {fig_rel}/{name}.png\n:width: 90%\n\n`{name}`, written by `{nb}`.\n```\n")
     return "\n".join(out)
 
-# %% ../nbs/08_paper.ipynb #420b88e8
+# %% ../nbs/08_paper.ipynb #4cbd066b
 def provenance_page(P: Paper) -> str:
     "The book's provenance page: commit, lwa version, and the table of runs with stale ones marked."
     g, stale = git_info(), [s for s in P.sources if s.stale]
@@ -644,7 +644,7 @@ def sources_section(P: Paper) -> str:
         out.append(f"- {len(macros)} macros: " + (", ".join(f"`\\{k}`" for k in macros) or "none") + "\n")
     return "\n".join(out)
 
-# %% ../nbs/08_paper.ipynb #07736785
+# %% ../nbs/08_paper.ipynb #77c93726
 _MATHJAX = Path("/usr/share/javascript/mathjax")
 _MJ_SKIP = shutil.ignore_patterns("unpacked", "test", "SVG", "NativeMML", "PlainSource", "PreviewHTML", "localization", "*.eot", "*.otf", "*.svg")
 
@@ -654,7 +654,7 @@ def _copy_nbs(src: Path, dest: Path, pattern: str) -> list:
         if not f.name.startswith(("_", ".")): shutil.copy2(f, dest / f.name); names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
     return names
 
-# %% ../nbs/08_paper.ipynb #12493d0e
+# %% ../nbs/08_paper.ipynb #29373c23
 def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathjax=_MATHJAX) -> Path:
     "Stage the book's sources in `book/`: README, notebooks, generated results and provenance pages, figures, the PDF, offline MathJax, _toc.yml."
     book, root_dir = Path(book), Path(root_dir or project_root())
@@ -673,7 +673,7 @@ def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathj
     toc = "format: jb-book\nroot: README\nparts:\n" + "".join(f"  - caption: {c}\n    chapters:\n" + "".join(entry(*e) for e in fs) for c, fs in parts if fs)
     atomic_write_text(book / "_toc.yml", toc); return book
 
-# %% ../nbs/08_paper.ipynb #9ff8f7ed
+# %% ../nbs/08_paper.ipynb #aa827ade
 def main(argv=None):
     "Command line: `python -m lwa.paper [paper|book|readme] [--root R] [--figures F] [--out O] [--profile P] [--datasets ...] [--weights-datasets ...]`."
     ap = argparse.ArgumentParser(prog="python -m lwa.paper", description="paper/generated/ (and the book's pages) from the results folders")
@@ -692,6 +692,6 @@ def main(argv=None):
     print(f"lwa.paper: {len(P.macros.defs)} macros, {len(P.tables)} tables, {len(P.figures)} figures from {len(P.sources)} sources to {a.out}"
           + (f"; STALE (other lwa version): {', '.join(stale)}" if stale else ""))
 
-# %% ../nbs/08_paper.ipynb #7d5b4c9d
+# %% ../nbs/08_paper.ipynb #f016643b
 #| eval: false
 if __name__ == "__main__": main()
