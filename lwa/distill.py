@@ -6,14 +6,16 @@
 __all__ = ['METHODS', 'MAIN_METHODS', 'FISHER_METHODS', 'DistillError', 'kd_loss', 'layer_loss', 'attention_loss',
            'value_relation', 'minilm_loss', 'Method', 'get_method', 'Plan', 'make_plan', 'record_blocks',
            'model_digest', 'TeacherCache', 'DistillDataset', 'IndexCollator', 'DistillationTrainer', 'distill',
-           'teacher_for', 'fisher_for', 'unit_profile', 'reference_unit', 'distill_unit', 'adaptive_unit',
-           'unit_train_seconds', 'run_method', 'SweepData', 'sweep_data', 'compare']
+           'teacher_for', 'fisher_for', 'unit_profile', 'reference_unit', 'unit_run', 'distill_unit', 'adaptive_unit',
+           'unit_train_seconds', 'run_method', 'SweepData', 'sweep_data', 'compare', 'launch_command', 'check_launch',
+           'launch_unit', 'unit_main']
 
-# %% ../nbs/07_distill.ipynb #74fc2d27
+# %% ../nbs/07_distill.ipynb #79d32217
 import hashlib
 import json
 import math
 import os
+import shlex
 import shutil
 import time
 from contextlib import contextmanager
@@ -30,12 +32,12 @@ from transformers import Trainer, TrainerCallback
 from .core import ConfigError, DistillCfg, Run, TrainCfg, atomic_write_csv, results_root, sha256_json
 from .data import Examples
 from .metrics import summarize
-from .models import cache_dir, select_layers
+from .models import cache_dir, check_tokenizer, select_layers
 from .recommender import (LlmRecommender, PadCollator, PromptDataset, freeze_below, evaluate, last_checkpoint, student_of,
                              training_args)
 from .weighting import fisher_layers, layer_weights
 
-# %% ../nbs/07_distill.ipynb #128016db
+# %% ../nbs/07_distill.ipynb #3c5d0fa4
 class DistillError(RuntimeError):
     "Distillation cannot go on (a NaN or infinite loss); the message names the step and the last good checkpoint."
 
@@ -60,7 +62,7 @@ def layer_loss(a, b, kind: str = "mse", mask=None) -> torch.Tensor:
     m = mask.to(per.dtype)
     return (per * m).sum() / m.sum().clamp(min=1)
 
-# %% ../nbs/07_distill.ipynb #57f1fa5f
+# %% ../nbs/07_distill.ipynb #bdf8123b
 def _masked_mean(x, mask):
     "Mean of x (B, H, T) over heads and the real positions of mask (B, T)."
     m = mask[:, None, :].to(x.dtype).expand_as(x)
@@ -87,7 +89,7 @@ def minilm_loss(att_s, att_t, v_s, v_t, mask, n_rel: int) -> torch.Tensor:
     if att_s.shape[1] != att_t.shape[1]: raise ConfigError(f"minilm: the student has {att_s.shape[1]} attention heads, the teacher {att_t.shape[1]}; use a student of the teacher's width")
     return _kl_rows(att_t.float(), att_s.float(), mask) + _kl_rows(value_relation(v_t, mask, n_rel), value_relation(v_s, mask, n_rel), mask)
 
-# %% ../nbs/07_distill.ipynb #67135113
+# %% ../nbs/07_distill.ipynb #a97766a1
 @dataclass(frozen=True)
 class Method:
     "One distillation method: loss overrides, layer weighting and the choice of pairs and student blocks."
@@ -125,7 +127,7 @@ def get_method(name: str) -> Method:
     if name not in METHODS: raise ConfigError(f"method: unknown {name!r}; choose one of {list(METHODS)}")
     return METHODS[name]
 
-# %% ../nbs/07_distill.ipynb #7da1d122
+# %% ../nbs/07_distill.ipynb #e166c177
 @dataclass
 class Plan:
     "A method made concrete: matched pairs, their weights and every loss setting."
@@ -167,7 +169,7 @@ def make_plan(method: str, cfg: DistillCfg, layers: list, n_teacher: int, fisher
     return Plan(method, pairs, w.tolist(), c.alpha, c.gamma, c.tau, c.layer_loss, c.tokens, m.attention, m.minilm, m.progressive,
                 beta if m.weighting in ("fisher_semantic", "fisher_adaptive") else None)
 
-# %% ../nbs/07_distill.ipynb #b24f318b
+# %% ../nbs/07_distill.ipynb #f1e9c283
 @contextmanager
 def record_blocks(rec: LlmRecommender, values: bool = False):
     "Record every decoder block's output (B, T, d) into a dict: `blocks` (a list), and `values` of the last block if asked."
@@ -181,7 +183,7 @@ def record_blocks(rec: LlmRecommender, values: bool = False):
     finally:
         for h in handles: h.remove()
 
-# %% ../nbs/07_distill.ipynb #fe055c51
+# %% ../nbs/07_distill.ipynb #aa027a3e
 def model_digest(model) -> str:
     "SHA-256 of a model's parameters and buffers (names, shapes, bytes)."
     h = hashlib.sha256()
@@ -224,13 +226,13 @@ class TeacherCache:
             H[idx] = torch.stack([h[:, -1] for h in r["blocks"]], 1).float().cpu().numpy().astype(np.float16)  # (B, L, d)
             Z[idx] = z.float().cpu().numpy().astype(np.float16)
         H.flush(); Z.flush(); del H, Z
-        meta = dict(n_examples=E, n_layers=L, hidden=d, n_items=N, key=key, dtype="float16", created=time.time())
+        meta = dict(n_examples=E, n_layers=L, hidden=d, n_items=N, key=key, dtype="float16", created=time.time(), prompts=sha256_json(prompts)[:16])
         (tmp / "meta.json").write_text(json.dumps(meta))
         try: os.replace(tmp, path)
         except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same cache first
         return cls(path)
 
-# %% ../nbs/07_distill.ipynb #ccd3bf31
+# %% ../nbs/07_distill.ipynb #590d5455
 class DistillDataset(PromptDataset):
     "Prompt examples that also carry their index, so the trainer can read their cached teacher signals."
     def __getitem__(self, i): return dict(super().__getitem__(i), idx=i)
@@ -239,7 +241,7 @@ class IndexCollator(PadCollator):
     "`PadCollator` that keeps the examples' indices."
     def __call__(self, rows: list) -> dict: return dict(super().__call__(rows), idx=torch.tensor([r["idx"] for r in rows]))
 
-# %% ../nbs/07_distill.ipynb #f7198248
+# %% ../nbs/07_distill.ipynb #13a0e5f2
 class DistillationTrainer(Trainer):
     "The HF `Trainer` with the distillation loss of `plan`; teacher signals from `cache` or from running `teacher`."
     def __init__(self, *args, plan: Plan, teacher: LlmRecommender | None = None, cache: TeacherCache | None = None, **kw):
@@ -257,8 +259,20 @@ class DistillationTrainer(Trainer):
             out = self.teacher(**inputs, output_attentions=p.attention > 0 or p.minilm > 0)
         return dict(logits=out.logits, blocks=r["blocks"], attentions=out.attentions, values=r.get("values"))
 
+    def _share(self, n: int) -> tuple:
+        "Under N processes: how many of this process's `n` rows are real examples, and the loss scale that makes DDP's average the global batch's mean."
+        world, G = self.args.world_size, n * self.args.world_size
+        if world == 1 or n != self.args.per_device_train_batch_size or self.args.dataloader_drop_last: return n, None
+        # accelerate pads the last global batch of an epoch to G with examples from the epoch's start, after the real ones in rank order
+        N = len(self.train_dataset); per_epoch = math.ceil(N / G)
+        L = N - (per_epoch - 1) * G if self.state.global_step % per_epoch == per_epoch - 1 else G  # real examples in this global batch
+        real = min(max(L - self.args.process_index * n, 0), n)
+        return real, real * world / L
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         p, inputs = self.plan, dict(inputs)
+        real, scale = self._share(len(inputs["idx"]))
+        if real < len(inputs["idx"]): inputs = {k: v[:max(real, 1)] for k, v in inputs.items()}  # drop the padding (one row, scaled to 0, if all is)
         idx, labels = inputs.pop("idx"), inputs.pop("labels")
         stu = self.accelerator.unwrap_model(model)
         with record_blocks(stu, values=p.minilm > 0) as rs:
@@ -287,15 +301,20 @@ class DistillationTrainer(Trainer):
             raise DistillError(f"{p.method}: the loss is {loss.item()} at step {self.state.global_step} (terms: "
                                f"{ {k: float(v) for k, v in terms.items()} }); the last good checkpoint is {last_checkpoint(self.args.output_dir)}. "
                                "Lower DistillCfg.lr or check the teacher cache and inputs.")
+        if scale is not None: loss, terms = loss * scale, {k: v * scale for k, v in terms.items()}
         for k, v in terms.items(): self._terms.setdefault(k, []).append(float(v.detach()))
         return (loss, out) if return_outputs else loss
 
     def log(self, logs: dict, *args, **kw):
-        "Add the mean of each loss term since the last log."
-        if "loss" in logs: logs.update({f"loss_{k}": float(np.mean(v)) for k, v in self._terms.items()}); self._terms = {}
+        "Add the mean of each loss term since the last log (over all processes)."
+        if "loss" in logs:
+            terms = {f"loss_{k}": float(np.mean(v)) for k, v in self._terms.items()}; self._terms = {}
+            if self.args.world_size > 1 and terms:  # every process calls log here: the means over the whole global batch, as with one process
+                terms = dict(zip(terms, self.accelerator.reduce(torch.tensor(list(terms.values()), device=self.args.device), "mean").tolist()))
+            logs.update(terms)
         super().log(logs, *args, **kw)
 
-# %% ../nbs/07_distill.ipynb #77fb0c09
+# %% ../nbs/07_distill.ipynb #4c187987
 def distill(
     teacher: LlmRecommender,  # the fine-tuned teacher recommender
     train: Examples,  # training examples (subsampled to cfg.max_train_examples with `seed`)
@@ -316,12 +335,15 @@ def distill(
 ):
     "Distil a `k`-block student from `teacher` with `method`; returns (student, log history, plan)."
     m, n_t = get_method(method), len(teacher.lm.layers)
+    check_tokenizer(teacher, getattr(prompter, "tokenizer", None))  # prompts of another tokenizer would train on the wrong ids
     layers = select_layers(n_t, k) if m.layers == "uniform" else fisher_layers(fisher, k, "spread" if m.layers == "fisher" else "top")
     plan = make_plan(method, cfg, layers, n_t, fisher, beta)
     student = student_of(teacher, strategy=layers, hidden_size=cfg.student_hidden)
     freeze_below(student, len(layers))
     ex = train.subsample(cfg.max_train_examples, seed)
     if cache is not None and len(cache) != len(ex): raise ConfigError(f"cache: holds {len(cache)} examples, the run trains on {len(ex)}; build it on the same examples")
+    if cache is not None and cache.meta.get("prompts") not in (None, sha256_json([prompter(h) for h in ex.histories])[:16]):  # None: a cache from before this check
+        raise ConfigError(f"cache: {cache.path} holds the teacher's signals for other prompts (another tokenizer or other examples); pass cache=None to build the right one")
     if cache is None and not plan.online and (plan.alpha > 0 or plan.gamma > 0): cache = TeacherCache.build(teacher, ex, prompter, cache_root)
     attn = plan.attention > 0 or plan.minilm > 0
     if attn: [x.set_attn_implementation("eager") for x in (student, teacher)]
@@ -329,18 +351,19 @@ def distill(
     ta = training_args(tcfg, out_dir, seed, save_steps, **args)
     tr = DistillationTrainer(model=student, args=ta, train_dataset=DistillDataset(ex, prompter), data_collator=IndexCollator(prompter.pad_id),
                              plan=plan, teacher=teacher, cache=cache, callbacks=list(callbacks))
-    try: tr.train(resume_from_checkpoint=last_checkpoint(ta.output_dir) if resume else None)
+    ck = last_checkpoint(ta.output_dir) if resume else None
+    if ck and tr.is_world_process_zero(): print(f"{method}: resuming from {ck}", flush=True)
+    try: tr.train(resume_from_checkpoint=ck)
     finally:
         if attn: [x.set_attn_implementation("sdpa") for x in (student, teacher)]
     return student.eval(), tr.state.log_history, plan
 
-# %% ../nbs/07_distill.ipynb #94a963fb
+# %% ../nbs/07_distill.ipynb #178989d2
 def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
     "The fine-tuned teacher for profile `cfg` and dataset `ds`: (recommender, tokenizer, folder); fine-tuned and cached when no exp_teacher run has it."
-    from transformers import AutoTokenizer
     from lwa.core import find_run
     from lwa.models import load_teacher
-    from lwa.recommender import Prompter, from_lm, train_recommender
+    from lwa.recommender import Prompter, from_lm, load_recommender, train_recommender
     name = f"{cfg.name}-{ds.name}-{Path(cfg.model.teacher).name}-seed{seed}"
     try: tdir = find_run("exp_teacher", name + "-", root=root) / "teacher"
     except FileNotFoundError: tdir = None
@@ -352,7 +375,7 @@ def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
             rec, _ = train_recommender(from_lm(lm, prompter.titles), sp.train, prompter, cfg.train, tdir.with_name(tdir.name + ".work"), seed=seed)
             rec.save_pretrained(tdir); tok.save_pretrained(tdir)
             shutil.rmtree(tdir.with_name(tdir.name + ".work"), ignore_errors=True)
-    return LlmRecommender.from_pretrained(tdir).eval(), AutoTokenizer.from_pretrained(tdir), tdir
+    return (*load_recommender(tdir), tdir)  # the model and its saved tokenizer, checked to fit each other
 
 def fisher_for(cfg, ds, sp, teacher, prompter, seed: int = 0, n_examples: int = 128, root=None) -> np.ndarray:
     "Per-layer empirical Fisher of `teacher`: exp_fisher's table when it exists, else computed on `n_examples` training examples and cached."
@@ -366,7 +389,7 @@ def fisher_for(cfg, ds, sp, teacher, prompter, seed: int = 0, n_examples: int = 
         atomic_write_csv(f, fisher_info(teacher, loader, kind="empirical", method="ghost", seed=seed))
     return fisher_by_layer(pd.read_csv(f)).to_numpy()
 
-# %% ../nbs/07_distill.ipynb #794729b1
+# %% ../nbs/07_distill.ipynb #09911971
 def _scored(model, test: Examples, prompter, cfg, cands=None) -> tuple:
     "Per-user test metrics (full ranking and, given candidates, sampled) as a DataFrame, and their means."
     ev = evaluate(model, test, prompter, cfg.eval.ks, cfg.eval.exclude_history, cands=cands)
@@ -392,9 +415,9 @@ def reference_unit(cfg, ds, model, name: str, prompter, test: Examples, cands=No
         _finish(run, dict(method=name, dataset=ds.name, summary=summary, teacher=teacher_id, run_id=run.run_id), per, ds, 0)
     return run.metrics(), pd.read_csv(run.path / "per_user.csv")
 
-def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: Examples, valid: Examples, cands=None,
-                 fisher=None, beta: float | None = None, teacher_id: str = "", root=None, **args) -> tuple:
-    "Train and evaluate one unit (or read it, when finished): returns (metrics, per-user DataFrame)."
+def unit_run(cfg, ds, method: str, seed: int, test: Examples, valid: Examples, fisher=None, beta: float | None = None, teacher_id: str = "",
+             root=None) -> Run:
+    "The `Run` folder of one unit, named and keyed by everything its result depends on (not by the number of processes it trains under)."
     m = get_method(method)
     uses_f = method in FISHER_METHODS
     if uses_f and fisher is None: raise ConfigError(f"method {method!r} needs the teacher's Fisher values (lwa.distill.fisher_for)")
@@ -402,23 +425,37 @@ def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: E
     name = f"{cfg.name}-{ds.name}-{method}{'' if b is None else f'-beta{b:g}'}-seed{seed}"
     conf = dict(profile=unit_profile(cfg), method=method, beta=b, seed=seed, teacher=teacher_id, data=ds.checksum(),
                 fisher=[float(x) for x in fisher] if uses_f else None, n_test=len(test), n_valid=len(valid))
-    run = Run("distill", name, conf, root=root)
+    return Run("distill", name, conf, root=root)
+
+def _group():
+    "torch.distributed when this process is one of several (under `accelerate launch`), else None."
+    import torch.distributed as dist
+    return dist if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 else None
+
+def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: Examples, valid: Examples, cands=None,
+                 fisher=None, beta: float | None = None, teacher_id: str = "", root=None, **args) -> tuple:
+    "Train and evaluate one unit (or read it, when finished): returns (metrics, per-user DataFrame). Under several processes all train, rank 0 writes."
+    run = unit_run(cfg, ds, method, seed, test, valid, fisher, beta, teacher_id, root)
     if not run.done:
-        t0 = time.time()
+        b, t0 = run.config["beta"], time.time()
+        ck = last_checkpoint(run.path / "checkpoints") if args.get("resume", True) else None
         stu, log, plan = distill(teacher, sp.train, prompter, method, cfg.distill, run.path, k=cfg.model.student_layers, fisher=fisher,
                                  beta=b, seed=seed, **args)
-        train_s = time.time() - t0
-        per, summary = _scored(stu, test, prompter, cfg, cands)
-        ev_v = evaluate(stu, valid, prompter, cfg.eval.ks, cfg.eval.exclude_history)
-        summary.update({f"valid|full|{k}": float(v.mean()) for k, v in ev_v["full"].items()})
-        metrics = dict(method=method, description=m.description, dataset=ds.name, synthetic=bool(ds.info.get("synthetic", False)), seed=seed,
-                       beta=b, summary=summary, train_time_s=train_s, n_train_examples=min(len(sp.train), cfg.distill.max_train_examples or len(sp.train)),
-                       student_layers=stu.config.lm["lwa_teacher_layers"], pairs=plan.pairs, weights=plan.weights, teacher=teacher_id,
-                       run_id=run.run_id)
-        run.write_json("train_log.json", log); _finish(run, metrics, per, ds, seed)
+        train_s, g = time.time() - t0, _group()
+        if g is None or g.get_rank() == 0:
+            per, summary = _scored(stu, test, prompter, cfg, cands)
+            ev_v = evaluate(stu, valid, prompter, cfg.eval.ks, cfg.eval.exclude_history)
+            summary.update({f"valid|full|{k}": float(v.mean()) for k, v in ev_v["full"].items()})
+            metrics = dict(method=method, description=get_method(method).description, dataset=ds.name, synthetic=bool(ds.info.get("synthetic", False)),
+                           seed=seed, beta=b, summary=summary, train_time_s=train_s,
+                           n_train_examples=min(len(sp.train), cfg.distill.max_train_examples or len(sp.train)),
+                           student_layers=stu.config.lm["lwa_teacher_layers"], pairs=plan.pairs, weights=plan.weights, teacher=teacher_id,
+                           processes=1 if g is None else g.get_world_size(), resumed_from=ck and Path(ck).name, run_id=run.run_id)
+            run.write_json("train_log.json", log); _finish(run, metrics, per, ds, seed)
+        if g is not None: g.barrier()  # the other processes read what rank 0 wrote
     return run.metrics(), pd.read_csv(run.path / "per_user.csv")
 
-# %% ../nbs/07_distill.ipynb #36776a69
+# %% ../nbs/07_distill.ipynb #efb0784f
 def adaptive_unit(cfg, ds, sp, teacher, prompter, seed: int, test, valid, cands=None, fisher=None, **kw) -> tuple:
     "fisher_adaptive: the fisher_semantic unit at the validation-best beta; returns (metrics with the selection table, per-user DataFrame)."
     from lwa.weighting import select_beta
@@ -438,7 +475,7 @@ def run_method(method: str, cfg, ds, sp, teacher, prompter, seed: int, test, val
     if method == "fisher_adaptive": return adaptive_unit(cfg, ds, sp, teacher, prompter, seed, test, valid, cands, fisher, **kw)
     return distill_unit(cfg, ds, sp, teacher, prompter, method, seed, test, valid, cands, fisher, **kw)
 
-# %% ../nbs/07_distill.ipynb #06d64f72
+# %% ../nbs/07_distill.ipynb #5c07e749
 @dataclass
 class SweepData:
     "What every unit of one dataset shares."
@@ -453,8 +490,18 @@ class SweepData:
     cands: np.ndarray
     fisher: np.ndarray | None
 
-    def run(self, method: str, seed: int, **kw) -> tuple:
-        "`run_method` for this dataset."
+    def pending(self, method: str, seed: int, root=None) -> bool:
+        "Whether `method` at `seed` has a unit left to train (for fisher_adaptive: any beta candidate's)."
+        todo = [("fisher_semantic", b) for b in self.cfg.distill.betas] if method == "fisher_adaptive" else [(method, None)]
+        return any(not unit_run(self.cfg, self.ds, m, seed, self.test, self.valid, self.fisher, b, str(self.teacher_dir), root).done for m, b in todo)
+
+    def run(self, method: str, seed: int, num_processes: int = 1, accelerate_config=None, **kw) -> tuple:
+        "`run_method` for this dataset; with `num_processes` > 1 or an accelerate config, an unfinished unit trains under `launch_unit` first."
+        if (num_processes > 1 or accelerate_config) and self.pending(method, seed, kw.get("root")):
+            cmd = launch_unit(self.cfg, self.ds.name, method, seed, num_processes, accelerate_config, kw.get("root"), kw.get("save_steps", 100))
+            if self.pending(method, seed, kw.get("root")):
+                raise DistillError(f"`{shlex.join(cmd)}` ended without finishing the unit of {method!r}, seed {seed}: it resolved another configuration "
+                                   "(profile, teacher or root); run it by hand to see which")
         return run_method(method, self.cfg, self.ds, self.sp, self.teacher, self.prompter, seed, self.test, self.valid, self.cands, self.fisher,
                           teacher_id=str(self.teacher_dir), **kw)
 
@@ -475,7 +522,7 @@ def sweep_data(cfg, dataset: str, fisher: bool = True, root=None) -> SweepData:
     f = fisher_for(cfg, ds, sp, rec, prompter, seed=0, root=root) if fisher else None
     return SweepData(cfg, ds, sp, rec, prompter, tdir, test, valid, cands, f)
 
-# %% ../nbs/07_distill.ipynb #2c31dc72
+# %% ../nbs/07_distill.ipynb #6686d412
 def compare(per_user: dict, metric: str = "test|full|ndcg@10", refs=("uniform", "nokd"), n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> tuple:
     "per_user: method -> list of per-user DataFrames (one per seed). Returns (summary table, significance table)."
     from lwa.metrics import holm, paired_bootstrap
@@ -492,3 +539,104 @@ def compare(per_user: dict, metric: str = "test|full|ndcg@10", refs=("uniform", 
     sig = pd.DataFrame(sig)
     if len(sig): sig["p_holm"] = holm(sig.p_value.to_numpy())
     return pd.DataFrame(rows), sig
+
+# %% ../nbs/07_distill.ipynb #05226ab7
+def _flat(d: dict, pre: str = "") -> dict:
+    "Nested dict -> {dotted key: leaf value}."
+    out = {}
+    for k, v in d.items(): out.update(_flat(v, f"{pre}{k}.") if isinstance(v, dict) else {pre + k: v})
+    return out
+
+def _free_port() -> int:
+    "A TCP port free on this machine now, for one launch's rendezvous."
+    import socket
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def _value(s: str):
+    "A command-line override value: JSON where it parses, else the string."
+    try: return json.loads(s)
+    except json.JSONDecodeError: return s
+
+def launch_command(cfg, dataset: str, method: str, seed: int, num_processes: int = 2, accelerate_config=None, root=None, save_steps: int = 100) -> list:
+    "The `accelerate launch -m lwa.distill ...` command that trains one unit of profile `cfg` under `num_processes` processes (or the config file's)."
+    import sys
+    from lwa.core import get_profile
+    base = _flat(get_profile(cfg.name).to_dict())
+    sets = [f"{k}={json.dumps(v)}" for k, v in _flat(cfg.to_dict()).items() if json.dumps(v) != json.dumps(base.get(k))]
+    la = [sys.executable, "-m", "accelerate.commands.launch"]
+    la += ["--config_file", str(accelerate_config)] if accelerate_config else ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if num_processes > 1 or not accelerate_config: la += ["--num_processes", str(num_processes)]
+    la += ["--main_process_port", str(_free_port()), "-m", "lwa.distill", "--profile", cfg.name, "--dataset", dataset, "--method", method, "--seed", str(seed),
+           "--save-steps", str(save_steps)]
+    return la + (["--root", str(root)] if root else []) + [x for s in sets for x in ("--set", s)]
+
+def _config_file(path) -> Path:
+    "An accelerate config file, relative to the working folder or else to the checkout."
+    from lwa.core import project_root
+    p = Path(path)
+    if not p.is_file() and (project_root() / p).is_file(): p = project_root() / p
+    if not p.is_file(): raise ConfigError(f"accelerate_config: {path} is no file; e.g. configs/accelerate/multi_gpu_ddp.yaml")
+    return p
+
+def check_launch(cfg, num_processes: int = 1, accelerate_config=None, save_steps: int = 100) -> int:
+    "Check the notebooks' `num_processes`, `accelerate_config` and `save_steps` against `cfg`; returns the processes a unit trains under (1: the notebook's)."
+    for k, v in dict(num_processes=num_processes, save_steps=save_steps).items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ConfigError(f"{k}: must be an int >= 1, got {v!r}")
+    n = num_processes
+    if accelerate_config is not None:
+        import yaml
+        if not isinstance(accelerate_config, (str, os.PathLike)): raise ConfigError(f"accelerate_config: must be a file path or None, got {accelerate_config!r}")
+        if n == 1: n = int((yaml.safe_load(_config_file(accelerate_config).read_text()) or {}).get("num_processes", 1))
+    if cfg.distill.batch_size % n:
+        raise ConfigError(f"num_processes: {n} processes do not divide DistillCfg.batch_size {cfg.distill.batch_size}, the global batch each step splits "
+                          "evenly; choose a divisor or set distill.batch_size")
+    return n
+
+def launch_unit(cfg, dataset: str, method: str, seed: int, num_processes: int = 2, accelerate_config=None, root=None, save_steps: int = 100) -> list:
+    "Train one unit (or, for fisher_adaptive, its beta candidates) in a subprocess under `accelerate launch`, relaying its output; returns the command."
+    import subprocess
+    from collections import deque
+    check_launch(cfg, num_processes, accelerate_config)
+    accelerate_config = accelerate_config and _config_file(accelerate_config)
+    cmd = launch_command(cfg, dataset, method, seed, num_processes, accelerate_config, root, save_steps)
+    print("$", shlex.join(cmd), flush=True)
+    tail, p = deque(maxlen=60), subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
+    try:
+        for line in p.stdout: print(line, end="", flush=True); tail.append(line)
+        p.wait()
+    finally:
+        if p.poll() is None:  # the notebook was interrupted: stop the launcher, which stops its workers
+            p.terminate()
+            try: p.wait(30)
+            except subprocess.TimeoutExpired: p.kill()
+    if p.returncode: raise DistillError(f"`{shlex.join(cmd)}` failed with exit code {p.returncode}; its last lines:\n{''.join(tail)}")
+    return cmd
+
+def unit_main(argv=None) -> int:
+    "`[accelerate launch ...] python -m lwa.distill --profile P [--set KEY=VALUE ...] --dataset D --method M --seed S [--root R]`: train and store one unit."
+    import argparse
+    from lwa.core import get_profile
+    ap = argparse.ArgumentParser(prog="python -m lwa.distill", description="Train one distillation unit; under `accelerate launch` on every process.")
+    ap.add_argument("--profile", required=True); ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, JSON value")
+    ap.add_argument("--dataset", required=True); ap.add_argument("--method", required=True); ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--root", default=None, help="results folder (default: $LWA_RESULTS or results/)"); ap.add_argument("--save-steps", type=int, default=100)
+    a = ap.parse_args(argv)
+    over = {}
+    for kv in a.set:
+        k, eq, v = kv.partition("=")
+        if not eq: raise ConfigError(f"--set {kv!r}: expected KEY=VALUE")
+        over[k] = _value(v)
+    cfg, world = get_profile(a.profile, over), int(os.environ.get("WORLD_SIZE", 1))
+    check_launch(cfg, world)
+    get_method(a.method)
+    D = sweep_data(cfg, a.dataset, fisher=a.method in FISHER_METHODS, root=a.root)
+    if torch.cuda.is_available(): D.teacher.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")  # each process's own card
+    met, _ = D.run(a.method, a.seed, root=a.root, save_steps=a.save_steps, per_device_train_batch_size=cfg.distill.batch_size // world)
+    if int(os.environ.get("RANK", 0)) == 0: print(f"{met['run_id']}: test NDCG@10 {met['summary']['test|full|ndcg@10']:.4f} ({world} processes)", flush=True)
+    return 0
+
+# %% ../nbs/07_distill.ipynb #0807e3b3
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", "") == "lwa.distill":  # python -m lwa.distill, not this notebook
+    import sys
+    from lwa.distill import unit_main as _unit_main  # the imported module, so there is one copy of every class
+    sys.exit(_unit_main())

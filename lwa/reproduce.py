@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'Step', 'plan', 'paper_pdf', 'build_steps', 'run_step', 'progress', 'reproduce', 'main']
 
-# %% ../nbs/09_reproduce.ipynb #01b38d99
+# %% ../nbs/09_reproduce.ipynb #115fba7c
 import argparse
 import shutil
 import subprocess
@@ -19,7 +19,7 @@ import pandas as pd
 from .core import atomic_write_json, get_profile, json_records, project_root, provenance, results_root
 from .paper import bench_file, default_datasets, run_prefix
 
-# %% ../nbs/09_reproduce.ipynb #c6ab1374
+# %% ../nbs/09_reproduce.ipynb #71964b19
 @dataclass
 class Step:
     "One step of a reproduction: a notebook under papermill, or a build command."
@@ -41,7 +41,7 @@ class Step:
         done = sorted((p for p in (root / self.experiment).glob(f"{self.prefix}*") if (p / "DONE").is_file()), key=lambda p: (p / "DONE").stat().st_mtime)
         return done[-1] if done else None
 
-# %% ../nbs/09_reproduce.ipynb #414d32d8
+# %% ../nbs/09_reproduce.ipynb #067ff50d
 EXPERIMENTS = ("exp_popularity", "exp_teacher", "exp_fisher", "exp_weights", "exp_distill", "bench_fisher", "bench_distill")
 
 def _nb_step(nb: str, profile: str, ds, out: Path, experiment: str, prefix: str, **params) -> Step:
@@ -65,7 +65,7 @@ def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, bo
     steps += build_steps(profile, datasets, root, book)
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #e5c03173
+# %% ../nbs/09_reproduce.ipynb #aee6df35
 def paper_pdf(profile: str) -> str:
     "The PDF `make paper` builds for `profile`, relative to the checkout."
     return "paper/main.pdf" if profile == "paper" else f"paper/report-{profile}.pdf"
@@ -85,16 +85,21 @@ def build_steps(profile: str, datasets: list, root=None, book: bool = True) -> l
                                result="book/_build/html/index.html"))
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #0c4967c0
+# %% ../nbs/09_reproduce.ipynb #5ad8fbbd
 def _first_line(e: BaseException) -> str:
     lines = [l for l in str(e).splitlines() if l.strip()]
     return next((l for l in reversed(lines) if "Error" in l), lines[-1] if lines else type(e).__name__)[:300]
+
+def _rel(p: Path, cwd: Path) -> str:
+    "`p` relative to the checkout where it lies inside it."
+    try: return str(Path(p).resolve().relative_to(Path(cwd).resolve()))
+    except ValueError: return str(p)
 
 def run_step(s: Step, root: Path, force: bool = False, cwd=None) -> Step:
     "Run one step (or skip it when its result exists and not `force`), setting its status, time and result."
     cwd, t0 = Path(cwd or project_root()), time.time()
     if s.notebook and not force and (found := s.finished(root)):
-        s.status, s.result, s.seconds = "skipped", str(found), 0.0; return s
+        s.status, s.result, s.seconds = "skipped", _rel(found, cwd), 0.0; return s
     try:
         if s.notebook:
             import papermill as pm
@@ -103,7 +108,7 @@ def run_step(s: Step, root: Path, force: bool = False, cwd=None) -> Step:
                                 log_output=False, kernel_name="python3")
             found = s.finished(root)
             if found is None: raise RuntimeError(f"nbs/{s.notebook}.ipynb ran but left no finished {s.experiment} result named {s.prefix}*")
-            s.result = str(found)
+            s.result = _rel(found, cwd)
         else:
             for cmd, sub in s.commands:
                 r = subprocess.run(cmd, cwd=cwd / sub, capture_output=True, text=True)
@@ -120,7 +125,7 @@ def progress(steps: list) -> pd.DataFrame:
     "The progress table: step, status, seconds, and the result (run folder, file, or the failure)."
     return pd.DataFrame([dict(step=s.name, status=s.status, seconds=s.seconds, result=s.result) for s in steps])
 
-# %% ../nbs/09_reproduce.ipynb #55f969bb
+# %% ../nbs/09_reproduce.ipynb #c292f811
 def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = False, keep_going: bool = False, root=None, book: bool = True,
               cwd=None, log=lambda *a: print(*a, flush=True)) -> pd.DataFrame:
     "Run the plan of `profile` (the steps named in `only`, by step or notebook name), printing the progress table after each step; returns it."
@@ -137,11 +142,11 @@ def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = Fal
         failed |= s.status == "failed"
         log(progress(steps).to_string(index=False, max_colwidth=110))
     table = progress(steps)
-    atomic_write_json(root / f"reproduce-{profile}.json", dict(profile=profile, seconds=round(time.time() - t0, 1), steps=json_records(table),
+    if not only: atomic_write_json(root / f"reproduce-{profile}.json", dict(profile=profile, seconds=round(time.time() - t0, 1), steps=json_records(table),
                                                                provenance=provenance(started=t0)))
     return table
 
-# %% ../nbs/09_reproduce.ipynb #e63befc2
+# %% ../nbs/09_reproduce.ipynb #e38e72ad
 def main(argv=None):
     "`python -m lwa.reproduce [--profile P] [--datasets ...] [--only STEP ...] [--force] [--keep-going] [--no-book]`; exit 1 when a step failed."
     ap = argparse.ArgumentParser(prog="python -m lwa.reproduce", description="run the experiment notebooks in order, then the paper and the book")
@@ -157,6 +162,6 @@ def main(argv=None):
     print(f"lwa.reproduce ({a.profile}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     sys.exit(1 if counts.get("failed") else 0)
 
-# %% ../nbs/09_reproduce.ipynb #73cc06ce
+# %% ../nbs/09_reproduce.ipynb #2a174983
 #| eval: false
 if __name__ == "__main__": main()

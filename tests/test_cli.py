@@ -1,8 +1,9 @@
 "The `lwa` console script, as a user runs it."
 import json
 import subprocess
+import sys
 
-from conftest import BIN, DATA, needs_data
+from conftest import BIN, DATA, ROOT, needs_data
 
 
 def lwa(*args):
@@ -33,3 +34,12 @@ def test_stats_of_synthetic_data_are_labelled():
 def test_stats_of_real_data():
     (row,) = json.loads(lwa("stats", "office", "--data-dir", str(DATA), "--json").stdout)
     assert (row["users"], row["items"], row["interactions"]) == (4905, 2420, 53258)
+
+
+def test_reproduce_names_bad_profiles_and_steps(tmp_path):
+    "python -m lwa.reproduce: an unknown profile or step is named with the choices, before anything runs."
+    r = subprocess.run([sys.executable, "-m", "lwa.reproduce", "--profile", "huge", "--root", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "unknown profile 'huge'" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "lwa.reproduce", "--only", "exp_teachr", "--root", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "only: unknown steps ['exp_teachr']" in r.stderr and "exp_teacher[synthetic]" in r.stderr
+    assert not any(tmp_path.iterdir()), "nothing written"
