@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['ITEM_COLUMNS', 'DATASETS', 'DataError', 'SeqDataset', 'read_amazon', 'find_amazon_files', 'read_lcrec',
            'read_unisrec', 'synthetic_dataset', 'kcore', 'Examples', 'Split', 'leave_one_out', 'sample_candidates',
-           'data_stats', 'data_dir', 'load_dataset', 'load_data']
+           'data_stats', 'data_dir', 'dataset_slug', 'load_dataset', 'load_data']
 
-# %% ../nbs/01_data.ipynb #8544bccf
+# %% ../nbs/01_data.ipynb #bf6c8f63
 import ast
 import gzip
 import json
@@ -23,7 +23,7 @@ import pandas as pd
 
 from .core import DataCfg, project_root, sha256_json
 
-# %% ../nbs/01_data.ipynb #55427a66
+# %% ../nbs/01_data.ipynb #79c3ec7f
 class DataError(ValueError):
     "A data file is missing or malformed; the message names the file, the line and the field, and the fix."
 
@@ -32,7 +32,7 @@ def _fail(path, msg: str, line: int | None = None, field: str | None = None):
     where = str(path) + (f", line {line}" if line else "") + (f", field {field!r}" if field else "")
     raise DataError(f"{where}: {msg}")
 
-# %% ../nbs/01_data.ipynb #885cac88
+# %% ../nbs/01_data.ipynb #2a9949de
 ITEM_COLUMNS = ("item_id", "title", "text", "category", "brand")
 
 @dataclass
@@ -79,7 +79,7 @@ class SeqDataset:
         tag = " [SYNTHETIC]" if self.info.get("synthetic") else ""
         return f"SeqDataset({self.name!r}{tag}: {self.n_users} users, {self.n_items} items, {self.n_interactions} interactions)"
 
-# %% ../nbs/01_data.ipynb #3488516d
+# %% ../nbs/01_data.ipynb #56605be4
 _DAMAGED = (EOFError, gzip.BadGzipFile, zlib.error)  # what a truncated or garbled .gz raises part-way through
 _REFETCH = "the file is damaged: copy or download it again (compare its size with the source's)"
 
@@ -106,7 +106,7 @@ def _records(path):
         if not isinstance(rec, dict): _fail(path, f"expected a JSON object, got {type(rec).__name__}", line=i)
         yield i, rec
 
-# %% ../nbs/01_data.ipynb #2e8924f7
+# %% ../nbs/01_data.ipynb #3010d4a8
 def _no_dup_keys(path):
     "An `object_pairs_hook` that rejects duplicate keys."
     def hook(pairs):
@@ -123,7 +123,7 @@ def _load_json(path):
     try: return json.loads(text, object_pairs_hook=_no_dup_keys(path))
     except json.JSONDecodeError as e: _fail(path, f"malformed JSON ({e.msg}, column {e.colno}); if the file was cut short, {_REFETCH}", line=e.lineno)
 
-# %% ../nbs/01_data.ipynb #b46a11d2
+# %% ../nbs/01_data.ipynb #49966612
 def _group_sequences(users, times, order):
     "Group interactions by user (first-appearance order), each sorted by (time, file order)."
     users, times, order = np.asarray(users, dtype=object), np.asarray(times, dtype=np.float64), np.asarray(order)
@@ -134,7 +134,7 @@ def _group_sequences(users, times, order):
     cuts = np.flatnonzero(np.diff(u_rank[idx])) + 1
     return [users[g[0]] for g in np.split(idx, cuts)], np.split(idx, cuts)
 
-# %% ../nbs/01_data.ipynb #23235f2b
+# %% ../nbs/01_data.ipynb #45935755
 def _pick(rec: dict, keys: tuple, path, line: int, required: bool = True):
     "The first of `keys` present in `rec`; a missing required field is a `DataError`."
     for k in keys:
@@ -155,7 +155,7 @@ def _category(rec: dict) -> str:
     if isinstance(c, list) and c and isinstance(c[0], list): c = c[0]  # 2014: a list of paths
     return " > ".join(map(str, c)) if isinstance(c, list) else _text(c)
 
-# %% ../nbs/01_data.ipynb #caa63f90
+# %% ../nbs/01_data.ipynb #6433e20b
 def _read_amazon_meta(path) -> tuple[dict, int]:
     "Map item id -> (title, text, category, brand) from a metadata file; also count identical repeats."
     meta, repeats = {}, 0
@@ -168,7 +168,7 @@ def _read_amazon_meta(path) -> tuple[dict, int]:
         meta[iid] = row
     return meta, repeats
 
-# %% ../nbs/01_data.ipynb #851305d9
+# %% ../nbs/01_data.ipynb #52f67fce
 def read_amazon(reviews, meta, name: str | None = None) -> SeqDataset:
     "Read an official Amazon reviews file and its metadata file (2014, 2018 or 2023 release)."
     meta_rows, repeats = _read_amazon_meta(meta)
@@ -186,7 +186,7 @@ def read_amazon(reviews, meta, name: str | None = None) -> SeqDataset:
                   dict(source=[str(reviews), str(meta)], format="amazon", dropped_untitled_items=len(untitled),
                        dropped_untitled_interactions=sum(untitled.values()), meta_repeats=repeats))
 
-# %% ../nbs/01_data.ipynb #0fa4c782
+# %% ../nbs/01_data.ipynb #86431a7c
 def _build(name, users, items, times, ratings, meta_rows, info) -> SeqDataset:
     "Assemble a `SeqDataset` from flat interactions, ordered by (time, file order)."
     items = np.asarray(items, dtype=object)
@@ -199,7 +199,7 @@ def _build(name, users, items, times, ratings, meta_rows, info) -> SeqDataset:
     return SeqDataset(name, tab, uids, [codes[g] for g in groups], times=[t[g] for g in groups],
                       ratings=None if np.isnan(r).all() else [r[g] for g in groups], info=info)
 
-# %% ../nbs/01_data.ipynb #a4f80e26
+# %% ../nbs/01_data.ipynb #02e621e2
 def find_amazon_files(folder, category: str) -> tuple[Path, Path]:
     "The (reviews, meta) files of an official Amazon `category` in `folder`, for any release."
     folder = Path(folder)
@@ -210,7 +210,7 @@ def find_amazon_files(folder, category: str) -> tuple[Path, Path]:
     _fail(folder, f"no Amazon review + meta files for category {category!r}; expected e.g. {category}.jsonl.gz and meta_{category}.jsonl.gz "
                   "(2023) or reviews_{category}_5.json.gz and meta_{category}.json.gz (2014)")
 
-# %% ../nbs/01_data.ipynb #2e6dfc5a
+# %% ../nbs/01_data.ipynb #efc1690c
 def _index_names(path) -> dict:
     "Invert an optional `{raw id: index}` file into `{str(index): raw id}`."
     return {str(v): k for k, v in _load_json(path).items()} if Path(path).is_file() else {}
@@ -240,7 +240,7 @@ def read_lcrec(folder, name: str, short: str | None = None) -> SeqDataset:
     return SeqDataset(short or name.lower(), items, users, seqs, info=dict(source=[str(fu), str(fi)], format="lcrec",
                       dropped_untitled_items=len(meta) - len(keep), dropped_untitled_interactions=dropped, dropped_users=len(inter) - len(users)))
 
-# %% ../nbs/01_data.ipynb #2217ab6b
+# %% ../nbs/01_data.ipynb #7dc3181a
 def _tsv(path, header: tuple):
     "Rows of a RecBole atomic file after checking its header."
     lines = _lines(path)
@@ -268,7 +268,7 @@ def _ids(s: str, path, line: int, field: str) -> list:
     try: return [int(x) for x in s.split()]
     except ValueError: _fail(path, f"item ids must be integers, got {s[:40]!r}; check the column order against the header, else {_REFETCH}", line=line, field=field)
 
-# %% ../nbs/01_data.ipynb #1c3a0399
+# %% ../nbs/01_data.ipynb #de058e46
 def _chain(windows: list, user, path) -> list:
     "Rebuild one user's sequence from (history, target) windows in split order (train..., valid, test)."
     cap = max(len(h) for h, _ in windows)
@@ -284,7 +284,7 @@ def _chain(windows: list, user, path) -> list:
         seq.append(t)
     return seq
 
-# %% ../nbs/01_data.ipynb #c57edff8
+# %% ../nbs/01_data.ipynb #3b92f33e
 def _split_texts(texts: list) -> list:
     "Split 'title. category path. brand.' strings into (title, category, brand)."
     heads = Counter(h for t in texts for h in {" ".join(p.split()[:3]) for p in t.split(". ")[1:] if p.strip()})
@@ -298,7 +298,7 @@ def _split_texts(texts: list) -> list:
         out.append((t[:i].strip(), cat.strip(), brand.strip().rstrip(".")))
     return out
 
-# %% ../nbs/01_data.ipynb #a72a6397
+# %% ../nbs/01_data.ipynb #228a549a
 def read_unisrec(folder, name: str, short: str | None = None) -> SeqDataset:
     "Read a UniSRec/RecBole folder and reassemble each user's full sequence from the split files."
     folder = Path(folder)
@@ -315,7 +315,7 @@ def read_unisrec(folder, name: str, short: str | None = None) -> SeqDataset:
             windows.setdefault(u, []).append(w)
     return _unisrec_dataset(folder, name, short, asin_of, texts, windows)
 
-# %% ../nbs/01_data.ipynb #7f38e150
+# %% ../nbs/01_data.ipynb #222dc3f9
 def _unisrec_dataset(folder, name, short, asin_of, texts, windows) -> SeqDataset:
     "Turn parsed UniSRec files into a `SeqDataset` (items re-indexed 0..n-1 in item2index order)."
     users_f = folder / f"{name}.user2index"
@@ -332,7 +332,7 @@ def _unisrec_dataset(folder, name, short, asin_of, texts, windows) -> SeqDataset
     return SeqDataset(short or name.lower(), items, [raw_u.get(u, u) for u in windows], seqs,
                       info=dict(source=str(folder), format="unisrec"))
 
-# %% ../nbs/01_data.ipynb #0b0b08d4
+# %% ../nbs/01_data.ipynb #263d3d3e
 _CATALOGUE = {  # category -> product types; consecutive pairs are complements (a -> b and b -> a)
     "Writing": ["Pen", "Refill Cartridge", "Marker", "Highlighter"], "Paper": ["Notebook", "Binder", "Sticky Notes", "Envelope"],
     "Desk": ["Stapler", "Staples", "Tape Dispenser", "Packing Tape"], "Printing": ["Printer", "Toner", "Label Maker", "Label Tape"],
@@ -340,7 +340,7 @@ _CATALOGUE = {  # category -> product types; consecutive pairs are complements (
 _BRANDS = ["Norvik", "Aldera", "Quillon", "Texmar", "Pentora", "Brightway", "Corvel", "Maxon", "Sorrel", "Kestra", "Ulmen", "Vantic"]
 _ADJECTIVES = ["Compact", "Heavy-Duty", "Premium", "Classic", "Ergonomic", "Portable", "Professional", "Eco", "Deluxe", "Slim", "Wireless", "Precision"]
 
-# %% ../nbs/01_data.ipynb #77e9c754
+# %% ../nbs/01_data.ipynb #0aee2f19
 def _synthetic_catalogue(n_items: int, rng) -> pd.DataFrame:
     "Items with brand/adjective/type titles, a category, a brand and a popularity weight."
     cats = list(_CATALOGUE); brand_cats = {b: rng.choice(len(cats), 2, replace=False) for b in _BRANDS}
@@ -354,7 +354,7 @@ def _synthetic_catalogue(n_items: int, rng) -> pd.DataFrame:
     items["_pop"] = rng.lognormal(0.0, 1.0, n_items)
     return items
 
-# %% ../nbs/01_data.ipynb #724271e9
+# %% ../nbs/01_data.ipynb #b45031c0
 def _complement(typ: str) -> str:
     "The product type a habit leads to after `typ` (its pair in the catalogue)."
     for types in _CATALOGUE.values():
@@ -366,7 +366,7 @@ def _draw(rng, w, seen):
     w = w.copy(); w[list(seen)] = 0
     return int(rng.choice(len(w), p=w / w.sum()))
 
-# %% ../nbs/01_data.ipynb #46731602
+# %% ../nbs/01_data.ipynb #2e99afac
 def synthetic_dataset(n_users: int = 300, n_items: int = 120, markov: float = 0.6, mean_len: float = 8.0, seed: int = 0) -> SeqDataset:
     "A seeded, SYNTHETIC Amazon-like dataset in which titles carry signal beyond popularity."
     if not 0 <= markov <= 1: raise ValueError(f"markov: must be in [0, 1], got {markov}")
@@ -390,7 +390,7 @@ def synthetic_dataset(n_users: int = 300, n_items: int = 120, markov: float = 0.
     return SeqDataset("synthetic", items, [f"user{u:05d}" for u in range(n_users)], seqs,
                       info=dict(source="synthetic", synthetic=True, format="synthetic", seed=seed, markov=markov, mean_len=mean_len))
 
-# %% ../nbs/01_data.ipynb #7303dd53
+# %% ../nbs/01_data.ipynb #76ec2a22
 def kcore(ds: SeqDataset, k: int = 5) -> SeqDataset:
     "Iteratively keep users and items with at least `k` interactions."
     if k <= 1: return ds
@@ -404,7 +404,7 @@ def kcore(ds: SeqDataset, k: int = 5) -> SeqDataset:
     if not keep_u.any(): raise DataError(f"{ds.name}: no user survives {k}-core filtering; lower DataCfg.kcore")
     return _subset(ds, keep_u, keep_i, dict(kcore=k))
 
-# %% ../nbs/01_data.ipynb #bdfb9ae7
+# %% ../nbs/01_data.ipynb #d10f9bea
 def _subset(ds: SeqDataset, keep_u, keep_i, note: dict) -> SeqDataset:
     "The dataset restricted to users `keep_u` and items `keep_i`, items re-indexed."
     new_idx = np.cumsum(keep_i) - 1
@@ -414,7 +414,7 @@ def _subset(ds: SeqDataset, keep_u, keep_i, note: dict) -> SeqDataset:
     return SeqDataset(ds.name, ds.items[keep_i].reset_index(drop=True), [u for u, ku in zip(ds.users, keep_u) if ku], seqs,
                       times=pick(ds.times), ratings=pick(ds.ratings), info=info)
 
-# %% ../nbs/01_data.ipynb #a7f7b961
+# %% ../nbs/01_data.ipynb #ea01a4a0
 @dataclass
 class Examples:
     "Next-item examples: a user index, the history before the target, and the target."
@@ -434,7 +434,7 @@ class Examples:
         if n is None or n >= len(self): return self
         return self.take(np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False)))
 
-# %% ../nbs/01_data.ipynb #1193c5f2
+# %% ../nbs/01_data.ipynb #31751b41
 @dataclass
 class Split:
     "A leave-one-out split of one dataset."
@@ -457,7 +457,7 @@ def leave_one_out(ds: SeqDataset) -> Split:
     ex = lambda rows: Examples(np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], np.array([r[2] for r in rows], np.int64))
     return Split(ex(tr), ex([(u, s[:-2], s[-2]) for u, s in enumerate(ds.seqs)]), ex([(u, s[:-1], s[-1]) for u, s in enumerate(ds.seqs)]), ds.n_items)
 
-# %% ../nbs/01_data.ipynb #041db066
+# %% ../nbs/01_data.ipynb #fb944629
 def sample_candidates(ex: Examples, n_items: int, n_neg: int = 99, strategy: str = "uniform", counts=None, seed: int = 0) -> np.ndarray:
     "An (E, 1 + n_neg) array: the target, then `n_neg` negatives outside the user's history."
     if strategy not in ("uniform", "popularity"): raise ValueError(f"strategy: unknown {strategy!r}; use 'uniform' or 'popularity'")
@@ -470,7 +470,7 @@ def sample_candidates(ex: Examples, n_items: int, n_neg: int = 99, strategy: str
         out[r, 0], out[r, 1:] = t, rng.choice(n_items, n_neg, replace=False, p=w / w.sum())
     return out
 
-# %% ../nbs/01_data.ipynb #238558ac
+# %% ../nbs/01_data.ipynb #7fb03c3f
 def _n_tokens(titles: list, tokenizer) -> list:
     "Token counts of `titles` (whitespace words when `tokenizer` is None)."
     if tokenizer is None: return [len(t.split()) for t in titles]
@@ -485,7 +485,7 @@ def data_stats(ds: SeqDataset, tokenizer=None) -> pd.DataFrame:
         seq_len_min=int(lens.min()), seq_len_median=float(np.median(lens)), seq_len_mean=float(lens.mean()), seq_len_max=int(lens.max()),
         title_unit="words" if tokenizer is None else "tokens", title_len_mean=float(tl.mean()), title_len_median=float(np.median(tl)), title_len_max=int(tl.max()))])
 
-# %% ../nbs/01_data.ipynb #82d5aed2
+# %% ../nbs/01_data.ipynb #ec05d377
 DATASETS = {
     "synthetic": "the embedded SYNTHETIC default (seeded generator)",
     "office": "Amazon 2014 Office_Products 5-core (LC-Rec format, amazon14_office_unitok/)",
@@ -499,7 +499,13 @@ def data_dir(path=None) -> Path:
     "Where real data is read from: `path`, else $LWA_DATA_DIR, else ../shared/data beside the checkout."
     return Path(path or os.environ.get("LWA_DATA_DIR") or project_root().parent / "shared" / "data")
 
-# %% ../nbs/01_data.ipynb #828ade54
+# %% ../nbs/01_data.ipynb #ad18a6f3
+def dataset_slug(name: str) -> str:
+    "The name the dataset loaded as `name` carries (`SeqDataset.name`), safe in file names: run folders are named after it."
+    if name.startswith("amazon2023:"): return f"amazon2023_{name[11:].lower()}"
+    if name.startswith("amazon:"): return name[7:].lower()
+    return name
+
 def load_dataset(name: str, path=None, n_users: int = 300, n_items: int = 120, seed: int = 0) -> SeqDataset:
     "Load a named dataset (see `DATASETS`); `n_users`, `n_items` and `seed` apply to `synthetic` only."
     if name == "synthetic": return synthetic_dataset(n_users=n_users, n_items=n_items, seed=seed)
@@ -507,15 +513,15 @@ def load_dataset(name: str, path=None, n_users: int = 300, n_items: int = 120, s
     readers = {"office": lambda: read_lcrec(root / "amazon14_office_unitok", "Office_Products", "office"),
                "scientific": lambda: read_unisrec(root / "amazon18_scientific_unisrec", "Scientific", "scientific"),
                "scientific_lcrec": lambda: read_lcrec(root / "amazon18_scientific_lcrec", "Scientific", "scientific_lcrec")}
-    if name.startswith("amazon:"): return read_amazon(*find_amazon_files(root, name[7:]), name=name[7:].lower())
+    if name.startswith("amazon:"): return read_amazon(*find_amazon_files(root, name[7:]), name=dataset_slug(name))
     if name.startswith("amazon2023:"):
         from lwa.hub import download_amazon2023  # lazily: lwa.hub imports this module
-        return read_amazon(*download_amazon2023(name[11:], root / "amazon2023"), name=f"amazon2023_{name[11:].lower()}")
+        return read_amazon(*download_amazon2023(name[11:], root / "amazon2023"), name=dataset_slug(name))
     if name not in readers: raise DataError(f"DataCfg.dataset: unknown dataset {name!r}; choose one of {list(DATASETS)}")
     if not root.is_dir(): raise DataError(f"{root}: data folder not found; set DataCfg.data_dir or $LWA_DATA_DIR to the folder holding {name}'s files")
     return readers[name]()
 
-# %% ../nbs/01_data.ipynb #d39b4a70
+# %% ../nbs/01_data.ipynb #2364a5f9
 def load_data(cfg: DataCfg, seed: int = 0) -> SeqDataset:
     "The dataset a `DataCfg` describes: loaded, k-core filtered, then a seeded user subsample."
     ds = kcore(load_dataset(cfg.dataset, cfg.data_dir, cfg.n_users, cfg.n_items, seed), cfg.kcore)

@@ -11,7 +11,7 @@ __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA
            'part_setup', 'part_provenance', 'generate', 'report_body', 'readme_table', 'update_readme', 'results_page',
            'provenance_page', 'sources_section', 'stage_book', 'main']
 
-# %% ../nbs/08_paper.ipynb #4dbc430e
+# %% ../nbs/08_paper.ipynb #0eb18224
 import argparse
 import json
 import math
@@ -26,7 +26,7 @@ import pandas as pd
 import lwa
 from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root
 
-# %% ../nbs/08_paper.ipynb #8250aa87
+# %% ../nbs/08_paper.ipynb #bc63c63f
 class MissingResultError(FileNotFoundError):
     "A result the paper needs is missing; the message names the file and the notebook that writes it."
 
@@ -37,7 +37,7 @@ def need(path, notebook: str) -> Path:
         raise MissingResultError(f"{p}: missing; it is written by nbs/{notebook}.ipynb (run it with the paper's profile and datasets, see README.md)")
     return p
 
-# %% ../nbs/08_paper.ipynb #8d8b4b05
+# %% ../nbs/08_paper.ipynb #a1aa5818
 @dataclass
 class Source:
     "One results folder or benchmark file the paper reads, with its provenance."
@@ -57,7 +57,7 @@ class Source:
     @property
     def commit(self) -> str: return (self.provenance.get("git") or {}).get("commit") or "unknown"
 
-# %% ../nbs/08_paper.ipynb #b25ef70e
+# %% ../nbs/08_paper.ipynb #efaa21b2
 def locate(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Source:
     "The newest finished run of `experiment` named `prefix`*, as a `Source`; a `MissingResultError` says which notebook to run."
     base = Path(root or results_root())
@@ -69,6 +69,8 @@ def locate(experiment: str, prefix: str, root=None, notebook: str | None = None)
 
 def run_prefix(experiment: str, profile: str, dataset: str) -> str:
     "The run-folder prefix the paper reads for `experiment` under `profile` (`dataset`: a name, or exp_distill's names joined by '+')."
+    from lwa.data import dataset_slug
+    dataset = "+".join(map(dataset_slug, dataset.split("+")))  # run folders carry the file-safe dataset names
     if experiment == "exp_popularity": return f"{profile}-{dataset}-test-seed0"
     if experiment == "exp_teacher": return f"{profile}-{dataset}-{Path(get_profile(profile).model.teacher).name}-seed0"
     if experiment == "exp_fisher": return f"{profile}-{dataset}-seed0"
@@ -77,7 +79,8 @@ def run_prefix(experiment: str, profile: str, dataset: str) -> str:
 
 def bench_file(kind: str, profile: str, dataset: str) -> str:
     "The benchmark file `bench_{kind}` writes under results/bench/: `{kind}.json` for the paper profile, else `{kind}-{profile}-{dataset}.json`."
-    return f"{kind}.json" if profile == "paper" else f"{kind}-{profile}-{dataset}.json"
+    from lwa.data import dataset_slug
+    return f"{kind}.json" if profile == "paper" else f"{kind}-{profile}-{dataset_slug(dataset)}.json"
 
 def default_datasets(profile: str) -> list:
     "The datasets the paper of `profile` reports: Office and Scientific for `paper`, the profile's own dataset otherwise."
@@ -89,7 +92,7 @@ def bench(name: str, notebook: str, root=None) -> tuple:
     d = json.loads(p.read_text())
     return Source("bench", p, notebook, d.get("provenance") or {}), d
 
-# %% ../nbs/08_paper.ipynb #1ff4771d
+# %% ../nbs/08_paper.ipynb #a568c8f2
 def num(x, nd: int = 2, scale: float = 1.0) -> str:
     "`x * scale` with `nd` decimals; '--' when missing; a true minus sign (Unicode, typeset as a math minus)."
     if x is None or (isinstance(x, float) and not math.isfinite(x)): return "--"
@@ -106,7 +109,7 @@ def sci(x) -> str:
     m, e = f"{float(x):.0e}".split("e")
     return f"${m}\\times10^{{{int(e)}}}$"
 
-# %% ../nbs/08_paper.ipynb #601b786a
+# %% ../nbs/08_paper.ipynb #c61bfd22
 _DIGITS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
 def camel(s: str) -> str:
@@ -120,7 +123,7 @@ _ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
 def tex_escape(s) -> str: return "".join(_ESC.get(c, c) for c in str(s))
 def tt(s) -> str: return f"\\texttt{{{tex_escape(s)}}}"
 
-# %% ../nbs/08_paper.ipynb #44b3fa24
+# %% ../nbs/08_paper.ipynb #c201c222
 OUTCOMES = ("better", "worse", "ns")  # the arguments of a comparison selector, in order
 
 class Macros:
@@ -139,13 +142,13 @@ class Macros:
     def tex(self) -> str:
         return "".join(f"\\newcommand{{\\{k}}}{'[%d]' % n if n else ''}{{{v}}}\n" for k, (n, v) in sorted(self.defs.items()))
 
-# %% ../nbs/08_paper.ipynb #9b7f7b7b
+# %% ../nbs/08_paper.ipynb #f41cc573
 def outcome(diff, lo=None, hi=None, p=None, alpha: float = 0.05) -> str:
     "'better', 'worse' or 'ns' for a difference with a CI [lo, hi] (zero outside it) or a p-value (< alpha)."
     sig = (p < alpha) if p is not None else (lo > 0 or hi < 0)
     return "ns" if not sig else ("better" if diff > 0 else "worse")
 
-# %% ../nbs/08_paper.ipynb #c4355019
+# %% ../nbs/08_paper.ipynb #2c82137d
 class Tex(str):
     "A table cell already in LaTeX; `.plain` is its text for the book."
     def __new__(cls, tex: str, plain: str):
@@ -163,7 +166,7 @@ class Table:
     groups: list = field(default_factory=list)  # [(label, ncols)] over the columns after the first `lead`
     lead: int = 1
 
-# %% ../nbs/08_paper.ipynb #af74c6a7
+# %% ../nbs/08_paper.ipynb #75d1985c
 def to_latex(t: Table) -> str:
     "The booktabs tabular of `t`."
     n, out = len(t.head), [f"\\begin{{tabular}}{{{t.align}}}", "\\toprule"]
@@ -178,7 +181,7 @@ def to_latex(t: Table) -> str:
         else: out.append(" & ".join(map(_cell, r)) + " \\\\")
     return "\n".join(out + ["\\bottomrule", "\\end{tabular}", ""])
 
-# %% ../nbs/08_paper.ipynb #12bf7f76
+# %% ../nbs/08_paper.ipynb #7cd1bfd3
 def to_markdown(t: Table) -> str:
     "`t` as Markdown pipe tables for the book: group headings become bold rows; column groups (datasets) become one table each, to fit a page."
     if t.groups:
@@ -196,7 +199,7 @@ def to_markdown(t: Table) -> str:
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
-# %% ../nbs/08_paper.ipynb #856f6508
+# %% ../nbs/08_paper.ipynb #06eca1e9
 NAMES = {"office": "Office", "scientific": "Scientific", "scientific_lcrec": "Scientific (LC-Rec)", "synthetic": "Synthetic (SYNTHETIC data)"}
 
 @dataclass
@@ -225,7 +228,7 @@ class Paper:
     def D(self, ds: str) -> str: return camel(ds)  # the macro prefix of a dataset
     def name(self, ds: str) -> str: return NAMES.get(ds, ds.replace("_", " ").title())
 
-# %% ../nbs/08_paper.ipynb #deef84cd
+# %% ../nbs/08_paper.ipynb #a6655875
 def figure(P: Paper, macro: str, name: str, notebook: str) -> str:
     "Check that figure `name` exists as PDF and PNG in the figures folder and record it as `\\macro`."
     for ext in ("pdf", "png"): need(P.fig_dir / f"{name}.{ext}", notebook)
@@ -236,7 +239,7 @@ def common(P: Paper, name: str, values: list):
     u = list(dict.fromkeys(map(str, values)))
     P.macros[name] = u[0] if len(u) == 1 else "/".join(u)
 
-# %% ../nbs/08_paper.ipynb #f2964fb4
+# %% ../nbs/08_paper.ipynb #d2553656
 def part_data(P: Paper):
     "Table `data` and the dataset macros, from exp_popularity's stats.csv."
     rows = []
@@ -250,7 +253,7 @@ def part_data(P: Paper):
                      f"{num(s.seq_len_mean, 1)} / {num(s.seq_len_median, 0)} / {int(s.seq_len_max)}", num(s.title_len_mean, 1)])
     P.tables["data"] = Table(["Dataset", "Users", "Items", "Inter.", "Density", "Seq. len.", "Title"], rows, "@{}lrrrrcr@{}")
 
-# %% ../nbs/08_paper.ipynb #8a6f71eb
+# %% ../nbs/08_paper.ipynb #ef85ecd1
 SYSTEMS = {"popularity": "Pop", "ID baseline": "ID", "item head, untuned": "Untuned", "verbalizer (zero-shot)": "Verbal", "teacher (fine-tuned)": "Teacher"}
 
 def _get(summary: dict, system: str, protocol: str, metric: str):
@@ -261,7 +264,7 @@ def _protocols(summary: dict) -> tuple:
     ps = list(dict.fromkeys(k.split("|")[1] for k in summary))
     return next(p for p in ps if p.startswith("sampled") and "(" not in p), next((p for p in ps if "(" in p), None)
 
-# %% ../nbs/08_paper.ipynb #3643c508
+# %% ../nbs/08_paper.ipynb #ba114727
 def part_teacher(P: Paper):
     "Table `teacher` and the teacher macros, from exp_teacher's metrics.json."
     teacher, rows, speed, users, train = get_profile(P.profile).model.teacher, [], [], [], []
@@ -284,7 +287,7 @@ def part_teacher(P: Paper):
     P.macros["SampledProtocol"], P.macros["SmallProtocol"] = tex_escape(samp), tex_escape(small or "--")
     P.tables["teacher"] = Table(["System", "N@10", "95% CI", "H@10", "N@10 (s)", "N@10 (s20)"], rows, "@{}lrcrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #88dc2b57
+# %% ../nbs/08_paper.ipynb #5439c43d
 MEASURES = {"fisher (empirical)": "Fisher (emp.)", "fisher (true)": "Fisher (true)", "grad norm^2": "grad. norm²",
             "block influence": "influence", "ablation drop": "ablation", "depth": "depth"}
 HYP = ("HDepth", "HAblation")  # macro stems of the two hypotheses, in exp_fisher's order (H1: depth, H2: ablation)
@@ -300,7 +303,7 @@ def across(P: Paper, vals: dict) -> str:
 
 def _top(values, k: int = 3) -> str: return ", ".join(str(i) for i in sorted(sorted(range(len(values)), key=lambda i: -values[i])[:k]))
 
-# %% ../nbs/08_paper.ipynb #cb94aa9f
+# %% ../nbs/08_paper.ipynb #52ebf3ed
 def part_fisher(P: Paper):
     "Table `fisher` and the Fisher macros, from exp_fisher's agreement.csv and metrics.json."
     cols, verdicts, n_fisher, n_abl, pairs, by_ds = [], {}, [], [], None, {}
@@ -325,7 +328,7 @@ def part_fisher(P: Paper):
     P.tables["fisher"] = Table(["Spearman ρ [95% CI]", *map(P.name, P.datasets)], rows + ["Hypotheses (exp_fisher's verdicts)"] + [[k, *v] for k, v in verdicts.items()],
                                "@{}l" + "c" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #a9cc8922
+# %% ../nbs/08_paper.ipynb #b576dab0
 ALPHA = 0.05  # significance level for marks and selectors (Holm-corrected p-values)
 MAIN_COLS = (("full|ndcg@10", "N@10"), (None, "95% CI"), ("full|hr@10", "H@10"), ("full|mrr", "MRR"), ("sampled|ndcg@10", "N@10 (s)"))
 
@@ -338,7 +341,7 @@ def _marks(sig: pd.DataFrame, method: str) -> tuple:
             a = "\\uparrow" if o == "better" else "\\downarrow"; tex += f"${a}$\\textsc{{{r.ref[0]}}}"; plain += ("↑" if o == "better" else "↓") + r.ref[0].upper()
     return (f"\\textsuperscript{{{tex}}}" if tex else ""), plain
 
-# %% ../nbs/08_paper.ipynb #5be643d1
+# %% ../nbs/08_paper.ipynb #32cd977c
 def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     "Macros of one dataset of the main table: every method's numbers, each comparison's outcome, the best student."
     for _, r in t.iterrows():
@@ -357,7 +360,7 @@ def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     better = sig[(sig.ref == "uniform") & (sig.p_holm < ALPHA) & (sig.mean_diff > 0)].method
     P.macros[f"{D}NBetterThanUniform"] = str(len(better)); P.macros[f"{D}BetterThanUniform"] = ", ".join(map(tt, better)) or "none"
 
-# %% ../nbs/08_paper.ipynb #51f830a6
+# %% ../nbs/08_paper.ipynb #fc13d0d3
 def part_main(P: Paper):
     "Table `main` and its macros, from exp_distill's main_table.csv and significance.csv."
     src = P.use(locate("exp_distill", run_prefix("exp_distill", P.profile, "+".join(P.datasets)), P.root)); nb = "exp_distill"
@@ -384,7 +387,7 @@ def part_main(P: Paper):
     figure(P, "DistillCurvesFig", m["figure"], nb)
     return src, m
 
-# %% ../nbs/08_paper.ipynb #c9558d42
+# %% ../nbs/08_paper.ipynb #ff35cf04
 def part_efficiency(P: Paper, m: dict):
     "Table `efficiency` and its macros, from exp_distill's metrics.json speed entry."
     P.use(P.main_run)
@@ -402,7 +405,7 @@ def part_efficiency(P: Paper, m: dict):
     common(P, "StudentBlocks", [m["speed"][d]["student_blocks"] for d in P.datasets])
     P.tables["efficiency"] = Table(["", *map(P.name, P.datasets)], list(rows.values()), "@{}l" + "r" * len(P.datasets) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #b8d17623
+# %% ../nbs/08_paper.ipynb #7bd1462d
 def part_cost(P: Paper):
     "Table `cost` and its macros, from bench_distill's and bench_fisher's files in results/bench/ (`bench_file`)."
     src, d = bench(bench_file("distill", P.profile, P.datasets[0]), "bench_distill", P.root); P.use(src); med = d["median_s"]
@@ -420,7 +423,7 @@ def part_cost(P: Paper):
         if ok and r["batch"] == min(plain): P.macros[f"Fisher{camel(r['path'])}OverPlain"] = num(r["s_per_example"] / plain[r["batch"]], 2)
     P.tables["cost"] = Table(["", "median s", "× base", "peak MB"], rows, "@{}lrrr@{}")
 
-# %% ../nbs/08_paper.ipynb #eb4a4dd4
+# %% ../nbs/08_paper.ipynb #0e0b2ba6
 CLAIMS = dict(source="../shared/original_project/SUMMARY.md (实验贡献 2-3)", uniform_ndcg5=0.721, method_ndcg5=0.779, speedup=3.2, size_reduction=0.90)
 
 def part_claims(P: Paper, m: dict):
@@ -448,7 +451,7 @@ def part_claims(P: Paper, m: dict):
         M[f"Claim{k}Verdicts"] = across(P, {ds: yes if v else no for ds, v in held[k].items()}) if held[k] else "not measured (the main run has no uniform and fisher_semantic units)"
     P.tables["claims"] = Table(["", "claimed", *map(P.name, P.datasets)], rows, "@{}l" + "r" * (1 + len(P.datasets)) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #398402e6
+# %% ../nbs/08_paper.ipynb #d7f741bb
 def part_weights(P: Paper):
     "Tables `strategies` and `beta` and their macros, from exp_weights's strategies.csv, beta.csv and significance.csv."
     srows, bcols, betas = [], [], None
@@ -477,7 +480,7 @@ def part_weights(P: Paper):
     P.tables["strategies"] = Table(["Method", "Student blocks", "N@10", "95% CI"], srows, "@{}llrc@{}")
     P.tables["beta"] = Table(["β", *map(P.name, P.weights_datasets)], [[f"{x:g}", *(c[i] for c in bcols)] for i, x in enumerate(betas)], "@{}l" + "c" * len(bcols) + "@{}")
 
-# %% ../nbs/08_paper.ipynb #d964b778
+# %% ../nbs/08_paper.ipynb #87b7d2a3
 def part_setup(P: Paper):
     "Macros of the recorded configuration of the main run and the teacher runs."
     c = json.loads(need(P.use(P.main_run).path / "config.json", "exp_distill").read_text())["profile"]; d, e, dt = c["distill"], c["eval"], c["data"]
@@ -492,7 +495,7 @@ def part_setup(P: Paper):
     t = json.loads(need(P.use(next(s for s in P.sources if s.experiment == "exp_teacher")).path / "config.json", "exp_teacher").read_text())["profile"]["train"]
     M["TeacherLR"], M["TeacherEpochs"], M["TeacherBatch"], M["TeacherTopBlocks"] = sci(t["lr"]), f"{t['epochs']:g}", str(t["batch_size"]), str(t["train_top_layers"])
 
-# %% ../nbs/08_paper.ipynb #dbf2971b
+# %% ../nbs/08_paper.ipynb #75010b48
 def _finished(s: Source) -> str: return (s.provenance.get("finished_at") or "--")[:16].replace("T", " ")
 
 def part_provenance(P: Paper):
@@ -506,7 +509,7 @@ def part_provenance(P: Paper):
              ("STALE; " if s.stale else "") + (f"newest of {s.candidates}" if s.candidates > 1 else "")] for s in P.sources]
     P.tables["provenance"] = Table(["Experiment", "Run", "Commit", "lwa", "Finished (UTC)", "Note"], rows, "@{}llllll@{}")
 
-# %% ../nbs/08_paper.ipynb #e4d62a3d
+# %% ../nbs/08_paper.ipynb #5f3279f6
 def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "paper", datasets=("office", "scientific"),
              weights_datasets=None, benchmarks: bool = True) -> Paper:
     "Read the results and write macros.tex, figures.tex, provenance.tex and tab_*.tex to `out`; raises `MissingResultError` naming what is missing."
@@ -531,13 +534,13 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
     atomic_write_text(out / "report_body.tex", hdr + report_body(P))
     return P
 
-# %% ../nbs/08_paper.ipynb #8e040afe
+# %% ../nbs/08_paper.ipynb #243feaa9
 def _part(P: Paper, name: str, fn):
     "Run part `fn` as `name`, recording the macros, tables and figures it adds (in `P.feeds`) and the sources it reads."
     before = (set(P.macros.defs), set(P.tables), set(P.figures)); P.part = name; fn(P); P.part = ""
     P.feeds[name] = tuple(sorted(set(now) - old) for now, old in zip((P.macros.defs, P.tables, P.figures), before))
 
-# %% ../nbs/08_paper.ipynb #3c4fafc5
+# %% ../nbs/08_paper.ipynb #9a72adb8
 REPORT_WIDE = ("main", "teacher", "fisher")  # tables set across both columns when there are several datasets (provenance always)
 
 def report_body(P: Paper) -> str:
@@ -572,7 +575,7 @@ def report_body(P: Paper) -> str:
                    f"\\caption{{\\texttt{{{tex_escape(name)}}}, written by \\texttt{{{tex_escape(nb)}}}.}}\n\\end{{figure}}")
     return "\n".join(out) + "\n"
 
-# %% ../nbs/08_paper.ipynb #f41e82b2
+# %% ../nbs/08_paper.ipynb #6fcb4e3c
 README_MARKS = ("<!-- headline:start (python -m lwa.paper readme writes this table from the results) -->", "<!-- headline:end -->")
 
 def readme_table(P: Paper) -> str:
@@ -602,7 +605,7 @@ def update_readme(P: Paper, readme="README.md") -> bool:
     if new != text: atomic_write_text(path, new)
     return new != text
 
-# %% ../nbs/08_paper.ipynb #4f477f52
+# %% ../nbs/08_paper.ipynb #f1508056
 BOOK_TABLES = (("main", "Main results", "Full-ranking NDCG@10 (N@10), HR@10, MRR and sampled NDCG@10, ×100, mean over seeds. ↑U/↓U: significantly better/worse than uniform, ↑N/↓N: than nokd (paired bootstrap, Holm, p < 0.05)."),
                ("teacher", "The teacher and the baselines", "×100, on the same test users; (s): sampled candidates; (s20): the verbalizer's smaller candidate set."),
                ("fisher", "Fisher information and the other importance measures", "Spearman correlation across the teacher's blocks, with 95% bootstrap intervals."),
@@ -623,7 +626,7 @@ def results_page(P: Paper, fig_rel: str = "figures") -> str:
     for macro, (name, nb) in sorted(P.figures.items()): out.append(f"```{{figure}} {fig_rel}/{name}.png\n:width: 90%\n\n`{name}`, written by `{nb}`.\n```\n")
     return "\n".join(out)
 
-# %% ../nbs/08_paper.ipynb #4cbd066b
+# %% ../nbs/08_paper.ipynb #8dafce90
 def provenance_page(P: Paper) -> str:
     "The book's provenance page: commit, lwa version, and the table of runs with stale ones marked."
     g, stale = git_info(), [s for s in P.sources if s.stale]
@@ -644,7 +647,7 @@ def sources_section(P: Paper) -> str:
         out.append(f"- {len(macros)} macros: " + (", ".join(f"`\\{k}`" for k in macros) or "none") + "\n")
     return "\n".join(out)
 
-# %% ../nbs/08_paper.ipynb #77c93726
+# %% ../nbs/08_paper.ipynb #c8cc30fc
 _MATHJAX = Path("/usr/share/javascript/mathjax")
 _MJ_SKIP = shutil.ignore_patterns("unpacked", "test", "SVG", "NativeMML", "PlainSource", "PreviewHTML", "localization", "*.eot", "*.otf", "*.svg")
 
@@ -654,7 +657,7 @@ def _copy_nbs(src: Path, dest: Path, pattern: str) -> list:
         if not f.name.startswith(("_", ".")): shutil.copy2(f, dest / f.name); names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
     return names
 
-# %% ../nbs/08_paper.ipynb #29373c23
+# %% ../nbs/08_paper.ipynb #680652c5
 def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathjax=_MATHJAX) -> Path:
     "Stage the book's sources in `book/`: README, notebooks, generated results and provenance pages, figures, the PDF, offline MathJax, _toc.yml."
     book, root_dir = Path(book), Path(root_dir or project_root())
@@ -673,7 +676,7 @@ def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathj
     toc = "format: jb-book\nroot: README\nparts:\n" + "".join(f"  - caption: {c}\n    chapters:\n" + "".join(entry(*e) for e in fs) for c, fs in parts if fs)
     atomic_write_text(book / "_toc.yml", toc); return book
 
-# %% ../nbs/08_paper.ipynb #aa827ade
+# %% ../nbs/08_paper.ipynb #9974fea9
 def main(argv=None):
     "Command line: `python -m lwa.paper [paper|book|readme] [--root R] [--figures F] [--out O] [--profile P] [--datasets ...] [--weights-datasets ...]`."
     ap = argparse.ArgumentParser(prog="python -m lwa.paper", description="paper/generated/ (and the book's pages) from the results folders")
@@ -692,6 +695,6 @@ def main(argv=None):
     print(f"lwa.paper: {len(P.macros.defs)} macros, {len(P.tables)} tables, {len(P.figures)} figures from {len(P.sources)} sources to {a.out}"
           + (f"; STALE (other lwa version): {', '.join(stale)}" if stale else ""))
 
-# %% ../nbs/08_paper.ipynb #f016643b
+# %% ../nbs/08_paper.ipynb #5435fdfa
 #| eval: false
 if __name__ == "__main__": main()

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'Step', 'plan', 'paper_pdf', 'build_steps', 'run_step', 'progress', 'reproduce', 'main']
 
-# %% ../nbs/09_reproduce.ipynb #115fba7c
+# %% ../nbs/09_reproduce.ipynb #9ccad30a
 import argparse
 import shutil
 import subprocess
@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from .core import atomic_write_json, get_profile, json_records, project_root, provenance, results_root
+from .data import dataset_slug
 from .paper import bench_file, default_datasets, run_prefix
 
-# %% ../nbs/09_reproduce.ipynb #71964b19
+# %% ../nbs/09_reproduce.ipynb #809ce015
 @dataclass
 class Step:
     "One step of a reproduction: a notebook under papermill, or a build command."
@@ -41,11 +42,11 @@ class Step:
         done = sorted((p for p in (root / self.experiment).glob(f"{self.prefix}*") if (p / "DONE").is_file()), key=lambda p: (p / "DONE").stat().st_mtime)
         return done[-1] if done else None
 
-# %% ../nbs/09_reproduce.ipynb #067ff50d
+# %% ../nbs/09_reproduce.ipynb #a7b2c2d2
 EXPERIMENTS = ("exp_popularity", "exp_teacher", "exp_fisher", "exp_weights", "exp_distill", "bench_fisher", "bench_distill")
 
 def _nb_step(nb: str, profile: str, ds, out: Path, experiment: str, prefix: str, **params) -> Step:
-    tag = "+".join(ds) if isinstance(ds, list) else ds
+    tag = "+".join(map(dataset_slug, ds if isinstance(ds, list) else [ds]))
     return Step(f"{nb}[{tag}]", nb, dict(profile=profile, **params), out / f"{nb}-{profile}-{tag}.ipynb", experiment, prefix)
 
 def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, book: bool = True) -> list:
@@ -65,7 +66,7 @@ def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, bo
     steps += build_steps(profile, datasets, root, book)
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #aee6df35
+# %% ../nbs/09_reproduce.ipynb #f6326d9a
 def paper_pdf(profile: str) -> str:
     "The PDF `make paper` builds for `profile`, relative to the checkout."
     return "paper/main.pdf" if profile == "paper" else f"paper/report-{profile}.pdf"
@@ -85,7 +86,7 @@ def build_steps(profile: str, datasets: list, root=None, book: bool = True) -> l
                                result="book/_build/html/index.html"))
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #5ad8fbbd
+# %% ../nbs/09_reproduce.ipynb #85305faf
 def _first_line(e: BaseException) -> str:
     lines = [l for l in str(e).splitlines() if l.strip()]
     return next((l for l in reversed(lines) if "Error" in l), lines[-1] if lines else type(e).__name__)[:300]
@@ -125,7 +126,7 @@ def progress(steps: list) -> pd.DataFrame:
     "The progress table: step, status, seconds, and the result (run folder, file, or the failure)."
     return pd.DataFrame([dict(step=s.name, status=s.status, seconds=s.seconds, result=s.result) for s in steps])
 
-# %% ../nbs/09_reproduce.ipynb #c292f811
+# %% ../nbs/09_reproduce.ipynb #4a992f38
 def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = False, keep_going: bool = False, root=None, book: bool = True,
               cwd=None, log=lambda *a: print(*a, flush=True)) -> pd.DataFrame:
     "Run the plan of `profile` (the steps named in `only`, by step or notebook name), printing the progress table after each step; returns it."
@@ -146,7 +147,7 @@ def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = Fal
                                                                provenance=provenance(started=t0)))
     return table
 
-# %% ../nbs/09_reproduce.ipynb #e38e72ad
+# %% ../nbs/09_reproduce.ipynb #63af6280
 def main(argv=None):
     "`python -m lwa.reproduce [--profile P] [--datasets ...] [--only STEP ...] [--force] [--keep-going] [--no-book]`; exit 1 when a step failed."
     ap = argparse.ArgumentParser(prog="python -m lwa.reproduce", description="run the experiment notebooks in order, then the paper and the book")
@@ -162,6 +163,6 @@ def main(argv=None):
     print(f"lwa.reproduce ({a.profile}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     sys.exit(1 if counts.get("failed") else 0)
 
-# %% ../nbs/09_reproduce.ipynb #2a174983
+# %% ../nbs/09_reproduce.ipynb #3a674510
 #| eval: false
 if __name__ == "__main__": main()
