@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'Step', 'plan', 'paper_pdf', 'build_steps', 'run_step', 'progress', 'reproduce', 'main']
 
-# %% ../nbs/09_reproduce.ipynb #9ccad30a
+# %% ../nbs/09_reproduce.ipynb #a326c8ca
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from .core import atomic_write_json, get_profile, json_records, project_root, pr
 from .data import dataset_slug
 from .paper import bench_file, default_datasets, run_prefix
 
-# %% ../nbs/09_reproduce.ipynb #809ce015
+# %% ../nbs/09_reproduce.ipynb #bc57ee34
 @dataclass
 class Step:
     "One step of a reproduction: a notebook under papermill, or a build command."
@@ -42,7 +43,7 @@ class Step:
         done = sorted((p for p in (root / self.experiment).glob(f"{self.prefix}*") if (p / "DONE").is_file()), key=lambda p: (p / "DONE").stat().st_mtime)
         return done[-1] if done else None
 
-# %% ../nbs/09_reproduce.ipynb #a7b2c2d2
+# %% ../nbs/09_reproduce.ipynb #71411fb7
 EXPERIMENTS = ("exp_popularity", "exp_teacher", "exp_fisher", "exp_weights", "exp_distill", "bench_fisher", "bench_distill")
 
 def _nb_step(nb: str, profile: str, ds, out: Path, experiment: str, prefix: str, **params) -> Step:
@@ -66,7 +67,7 @@ def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, bo
     steps += build_steps(profile, datasets, root, book)
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #f6326d9a
+# %% ../nbs/09_reproduce.ipynb #20fa8fa7
 def paper_pdf(profile: str) -> str:
     "The PDF `make paper` builds for `profile`, relative to the checkout."
     return "paper/main.pdf" if profile == "paper" else f"paper/report-{profile}.pdf"
@@ -86,10 +87,16 @@ def build_steps(profile: str, datasets: list, root=None, book: bool = True) -> l
                                result="book/_build/html/index.html"))
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #85305faf
+# %% ../nbs/09_reproduce.ipynb #61a2fafd
 def _first_line(e: BaseException) -> str:
     lines = [l for l in str(e).splitlines() if l.strip()]
     return next((l for l in reversed(lines) if "Error" in l), lines[-1] if lines else type(e).__name__)[:300]
+
+def _complaints(out: str) -> str:
+    "The warning and error lines of a tool's output (colour codes removed), else its last lines."
+    lines = [l.strip() for l in re.sub(r"\x1b\[[0-9;]*m", "", out).splitlines() if l.strip()]
+    bad = [l for l in lines if re.search(r"WARNING|ERROR|Error|error:|^!", l)]
+    return " | ".join(bad[-5:] if bad else lines[-5:])[-1500:]
 
 def _rel(p: Path, cwd: Path) -> str:
     "`p` relative to the checkout where it lies inside it."
@@ -113,7 +120,7 @@ def run_step(s: Step, root: Path, force: bool = False, cwd=None) -> Step:
         else:
             for cmd, sub in s.commands:
                 r = subprocess.run(cmd, cwd=cwd / sub, capture_output=True, text=True)
-                if r.returncode: raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} ... failed (exit {r.returncode}): " + (r.stderr.strip() or r.stdout.strip())[-1500:])
+                if r.returncode: raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} ... failed (exit {r.returncode}): " + _complaints(r.stdout + r.stderr))
         s.status = "done"
     except Exception as e:
         s.status = "failed"
@@ -126,7 +133,7 @@ def progress(steps: list) -> pd.DataFrame:
     "The progress table: step, status, seconds, and the result (run folder, file, or the failure)."
     return pd.DataFrame([dict(step=s.name, status=s.status, seconds=s.seconds, result=s.result) for s in steps])
 
-# %% ../nbs/09_reproduce.ipynb #4a992f38
+# %% ../nbs/09_reproduce.ipynb #00fc2968
 def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = False, keep_going: bool = False, root=None, book: bool = True,
               cwd=None, log=lambda *a: print(*a, flush=True)) -> pd.DataFrame:
     "Run the plan of `profile` (the steps named in `only`, by step or notebook name), printing the progress table after each step; returns it."
@@ -142,12 +149,13 @@ def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = Fal
         run_step(s, root, force, cwd)
         failed |= s.status == "failed"
         log(progress(steps).to_string(index=False, max_colwidth=110))
+        if s.status == "failed": log(f"FAILED {s.name}: {s.result}")
     table = progress(steps)
     if not only: atomic_write_json(root / f"reproduce-{profile}.json", dict(profile=profile, seconds=round(time.time() - t0, 1), steps=json_records(table),
                                                                provenance=provenance(started=t0)))
     return table
 
-# %% ../nbs/09_reproduce.ipynb #63af6280
+# %% ../nbs/09_reproduce.ipynb #d2918fc4
 def main(argv=None):
     "`python -m lwa.reproduce [--profile P] [--datasets ...] [--only STEP ...] [--force] [--keep-going] [--no-book]`; exit 1 when a step failed."
     ap = argparse.ArgumentParser(prog="python -m lwa.reproduce", description="run the experiment notebooks in order, then the paper and the book")
@@ -163,6 +171,6 @@ def main(argv=None):
     print(f"lwa.reproduce ({a.profile}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     sys.exit(1 if counts.get("failed") else 0)
 
-# %% ../nbs/09_reproduce.ipynb #3a674510
+# %% ../nbs/09_reproduce.ipynb #0e9bdcfd
 #| eval: false
 if __name__ == "__main__": main()
