@@ -49,7 +49,7 @@ def _start(d: Path, cache: Path, *params, new_session=False):
     return subprocess.Popen(_cmd(d, *params), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(cache), start_new_session=new_session)
 
 
-def _finish(p, d: Path, timeout=600):
+def _finish(p, d: Path, timeout=1500):
     assert p.wait(timeout) == 0, (d / "log.txt").read_text()[-4000:]
     return (d / "log.txt").read_text()
 
