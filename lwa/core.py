@@ -9,7 +9,7 @@ __all__ = ['DTYPES', 'LAYER_LOSSES', 'TOKEN_MODES', 'PROFILES', 'PACKAGES', 'EXP
            'atomic_write_json', 'atomic_write_csv', 'json_records', 'RunFinishedError', 'results_root', 'Run',
            'find_run', 'check_params']
 
-# %% ../nbs/00_core.ipynb #df2777b0
+# %% ../nbs/00_core.ipynb #f72ced74
 import dataclasses
 import hashlib
 import json
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-# %% ../nbs/00_core.ipynb #e800550b
+# %% ../nbs/00_core.ipynb #8fd1319e
 class ConfigError(ValueError):
     "A config value is invalid; the message names the field and the fix."
 
@@ -38,7 +38,7 @@ def _require(ok: bool, where: str, msg: str):
     "Raise `ConfigError('where: msg')` unless `ok`."
     if not ok: raise ConfigError(f"{where}: {msg}")
 
-# %% ../nbs/00_core.ipynb #a8d17fff
+# %% ../nbs/00_core.ipynb #7309978e
 def _type_ok(v, hint) -> bool:
     "Is `v` an instance of the (simple) type annotation `hint`?"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -63,7 +63,7 @@ def _check_types(obj):
                  f"expected {hints[f.name]}, got {v!r} ({type(v).__name__})")
         if isinstance(v, list) and typing.get_origin(hints[f.name]) is tuple: setattr(obj, f.name, tuple(v))
 
-# %% ../nbs/00_core.ipynb #ee913375
+# %% ../nbs/00_core.ipynb #17dcf97f
 @dataclass
 class DataCfg:
     "Which data to load, how to filter it, and the token budgets of a prompt."
@@ -89,7 +89,7 @@ class DataCfg:
         _require(self.neg_sampling in ("uniform", "popularity"), w("neg_sampling"),
                  f"must be 'uniform' or 'popularity', got {self.neg_sampling!r}")
 
-# %% ../nbs/00_core.ipynb #93026719
+# %% ../nbs/00_core.ipynb #b25ac171
 DTYPES = ("float32", "bfloat16", "float16")
 
 @dataclass
@@ -109,7 +109,7 @@ class ModelCfg:
         _require(self.device.split(":")[0] in ("cpu", "cuda", "mps", "auto"), "ModelCfg.device",
                  f"must be 'cpu', 'cuda[:N]', 'mps' or 'auto', got {self.device!r}")
 
-# %% ../nbs/00_core.ipynb #f9b0f40a
+# %% ../nbs/00_core.ipynb #2b420130
 @dataclass
 class TrainCfg:
     "Optimisation settings shared by fine-tuning and distillation."
@@ -150,7 +150,7 @@ class EvalCfg:
         _require(self.n_boot >= 100, "EvalCfg.n_boot", f"must be >= 100, got {self.n_boot}")
         _require(0 < self.ci < 1, "EvalCfg.ci", f"must be in (0, 1), got {self.ci}")
 
-# %% ../nbs/00_core.ipynb #319d825e
+# %% ../nbs/00_core.ipynb #712c444e
 LAYER_LOSSES, TOKEN_MODES = ("mse", "cosine", "slmrec", "pkd"), ("last", "all")
 
 @dataclass
@@ -183,7 +183,7 @@ class DistillCfg:
         for f in ("student_hidden", "max_train_examples", "valid_users"):
             _require(getattr(self, f) is None or getattr(self, f) >= 1, w(f), "must be None or >= 1")
 
-# %% ../nbs/00_core.ipynb #a04b7be5
+# %% ../nbs/00_core.ipynb #40909a0d
 @dataclass
 class Profile:
     "A named, complete experiment configuration."
@@ -223,7 +223,7 @@ class Profile:
         subs = dict(data=DataCfg, model=ModelCfg, train=TrainCfg, eval=EvalCfg, distill=DistillCfg)
         return cls(**{k: subs[k](**v) if k in subs else v for k, v in d.items()})
 
-# %% ../nbs/00_core.ipynb #7be97fa1
+# %% ../nbs/00_core.ipynb #a4eeda79
 PROFILES = {
     "tiny": lambda: Profile(
         "tiny", "Synthetic data and a small random Llama: runs on a CPU in minutes (tests, CI, the default run).",
@@ -251,7 +251,7 @@ def get_profile(name: str, overrides: dict | None = None) -> "Profile":
     _require(name in PROFILES, "profile", f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]().replace(overrides)
 
-# %% ../nbs/00_core.ipynb #7f80aa88
+# %% ../nbs/00_core.ipynb #be0d4688
 def seed_everything(seed: int, deterministic: bool = False) -> int:
     "Seed python, numpy and torch; return the seed."
     _require(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0, "seed",
@@ -261,7 +261,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
     set_seed(int(seed), deterministic=deterministic)
     return int(seed)
 
-# %% ../nbs/00_core.ipynb #11873513
+# %% ../nbs/00_core.ipynb #76dea573
 def _json_default(o):
     "Make numpy scalars and arrays, paths and dataclasses JSON-ready."
     if isinstance(o, np.integer): return int(o)
@@ -285,7 +285,7 @@ def sha256_files(paths) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
-# %% ../nbs/00_core.ipynb #bf29b9b3
+# %% ../nbs/00_core.ipynb #d019fac9
 PACKAGES = ("lwa", "torch", "transformers", "accelerate", "peft", "numpy", "pandas", "scipy", "scikit-learn", "papermill", "nbdev")
 
 def project_root() -> Path:
@@ -313,7 +313,7 @@ def package_versions(names=PACKAGES) -> dict:
         except metadata.PackageNotFoundError: return None
     return {n: v(n) for n in names}
 
-# %% ../nbs/00_core.ipynb #b2207f62
+# %% ../nbs/00_core.ipynb #f47a90b0
 def provenance(seed: int | None = None, data_checksum: str | None = None, started: float | None = None, git: dict | None = None) -> dict:
     "What a run needs to describe itself; `started` is a `time.time()` stamp, `git` the state when it started."
     import torch
@@ -327,7 +327,7 @@ def provenance(seed: int | None = None, data_checksum: str | None = None, starte
         finished_at=datetime.fromtimestamp(now, timezone.utc).isoformat(),
         wall_time_s=None if started is None else round(now - started, 3))
 
-# %% ../nbs/00_core.ipynb #705b7b38
+# %% ../nbs/00_core.ipynb #01b931bd
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` through a temp file and a rename."
     path = Path(path)
@@ -337,12 +337,13 @@ def atomic_write_text(path, text: str) -> Path:
     except OSError as e: raise OSError(f"cannot write {path}: {e.strerror}; choose a writable results folder (a notebook: -p out_dir, or set $LWA_RESULTS)") from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        mask = os.umask(0); os.umask(mask); os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600: give the file the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
-# %% ../nbs/00_core.ipynb #4784ff03
+# %% ../nbs/00_core.ipynb #1f1b9415
 def atomic_write_json(path, obj) -> Path:
     "Write `obj` as strict, indented JSON, atomically."
     try: text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
@@ -357,7 +358,7 @@ def json_records(df) -> list:
     "The rows of DataFrame `df` as dicts, a missing value (NaN) as None: strict JSON has no NaN."
     return df.astype(object).where(df.notna(), None).to_dict("records")
 
-# %% ../nbs/00_core.ipynb #aba34706
+# %% ../nbs/00_core.ipynb #c08f986c
 class RunFinishedError(RuntimeError):
     "A finished run's folder is never written again."
 
@@ -365,7 +366,7 @@ def results_root() -> Path:
     "The results folder: $LWA_RESULTS, else `results/` in the project root."
     return Path(os.environ.get("LWA_RESULTS") or project_root() / "results")
 
-# %% ../nbs/00_core.ipynb #b7418068
+# %% ../nbs/00_core.ipynb #68ea4ae8
 class Run:
     "One experiment run in `root/experiment/run_id/`, written atomically and never overwritten once finished."
     def __init__(self, experiment: str, name: str, config: dict, root=None):
@@ -400,7 +401,7 @@ class Run:
         if not self.done: raise FileNotFoundError(f"{self.path} has not finished; run its notebook first")
         return json.loads((self.path / "metrics.json").read_text())
 
-# %% ../nbs/00_core.ipynb #0289740c
+# %% ../nbs/00_core.ipynb #b677d087
 def find_run(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Path:
     "The newest finished run folder of `experiment` whose run id starts with `prefix`."
     base = Path(root or results_root()) / experiment
@@ -410,7 +411,7 @@ def find_run(experiment: str, prefix: str, root=None, notebook: str | None = Non
                                 "with the same profile, dataset and seed")
     return done[-1]
 
-# %% ../nbs/00_core.ipynb #dd564440
+# %% ../nbs/00_core.ipynb #63f6cd85
 _OPT_STR, _OPT_INT = str | None, int | None
 EXP_PARAMS = {  # experiment notebook -> parameter -> the type its value must have
     "exp_popularity": dict(profile=str, dataset=_OPT_STR, seed=int, split=str, max_eval_users=_OPT_INT, out_dir=_OPT_STR),
