@@ -161,7 +161,7 @@ def serve(monkeypatch):
         def stop(): srv.shutdown(); srv.server_close()
         return f"http://127.0.0.1:{srv.server_port}/", stop
     yield start
-    for s in servers: s.server_close()
+    for s in servers: s.shutdown(); s.server_close()  # shutdown first: a closed socket under a running serve_forever spins a core
 
 
 def _nothing_half_written(folder, *names):
