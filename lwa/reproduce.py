@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'Step', 'plan', 'paper_pdf', 'build_steps', 'run_step', 'progress', 'reproduce', 'main']
 
-# %% ../nbs/09_reproduce.ipynb #a326c8ca
+# %% ../nbs/09_reproduce.ipynb #a1c517b9
 import argparse
 import re
 import shutil
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import atomic_write_json, get_profile, json_records, project_root, provenance, results_root
+from .core import atomic_write_json, find_run, get_profile, json_records, project_root, provenance, results_root
 from .data import dataset_slug
 from .paper import bench_file, default_datasets, run_prefix
 
-# %% ../nbs/09_reproduce.ipynb #bc57ee34
+# %% ../nbs/09_reproduce.ipynb #aa1eebc8
 @dataclass
 class Step:
     "One step of a reproduction: a notebook under papermill, or a build command."
@@ -40,10 +40,10 @@ class Step:
         "The finished result this step would produce, if it exists already."
         if self.experiment == "bench": return root / "bench" / self.prefix if (root / "bench" / self.prefix).is_file() else None
         if self.experiment is None: return None
-        done = sorted((p for p in (root / self.experiment).glob(f"{self.prefix}*") if (p / "DONE").is_file()), key=lambda p: (p / "DONE").stat().st_mtime)
-        return done[-1] if done else None
+        try: return find_run(self.experiment, self.prefix, root=root)  # the lookup the paper makes
+        except FileNotFoundError: return None
 
-# %% ../nbs/09_reproduce.ipynb #71411fb7
+# %% ../nbs/09_reproduce.ipynb #41c3e16c
 EXPERIMENTS = ("exp_popularity", "exp_teacher", "exp_fisher", "exp_weights", "exp_distill", "bench_fisher", "bench_distill")
 
 def _nb_step(nb: str, profile: str, ds, out: Path, experiment: str, prefix: str, **params) -> Step:
@@ -67,7 +67,7 @@ def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, bo
     steps += build_steps(profile, datasets, root, book)
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #20fa8fa7
+# %% ../nbs/09_reproduce.ipynb #470cb768
 def paper_pdf(profile: str) -> str:
     "The PDF `make paper` builds for `profile`, relative to the checkout."
     return "paper/main.pdf" if profile == "paper" else f"paper/report-{profile}.pdf"
@@ -87,7 +87,7 @@ def build_steps(profile: str, datasets: list, root=None, book: bool = True) -> l
                                result="book/_build/html/index.html"))
     return steps
 
-# %% ../nbs/09_reproduce.ipynb #61a2fafd
+# %% ../nbs/09_reproduce.ipynb #c4c72dc7
 def _first_line(e: BaseException) -> str:
     lines = [l for l in str(e).splitlines() if l.strip()]
     return next((l for l in reversed(lines) if "Error" in l), lines[-1] if lines else type(e).__name__)[:300]
@@ -133,7 +133,7 @@ def progress(steps: list) -> pd.DataFrame:
     "The progress table: step, status, seconds, and the result (run folder, file, or the failure)."
     return pd.DataFrame([dict(step=s.name, status=s.status, seconds=s.seconds, result=s.result) for s in steps])
 
-# %% ../nbs/09_reproduce.ipynb #00fc2968
+# %% ../nbs/09_reproduce.ipynb #e9ac4a51
 def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = False, keep_going: bool = False, root=None, book: bool = True,
               cwd=None, log=lambda *a: print(*a, flush=True)) -> pd.DataFrame:
     "Run the plan of `profile` (the steps named in `only`, by step or notebook name), printing the progress table after each step; returns it."
@@ -155,7 +155,7 @@ def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = Fal
                                                                provenance=provenance(started=t0)))
     return table
 
-# %% ../nbs/09_reproduce.ipynb #d2918fc4
+# %% ../nbs/09_reproduce.ipynb #b477ecee
 def main(argv=None):
     "`python -m lwa.reproduce [--profile P] [--datasets ...] [--only STEP ...] [--force] [--keep-going] [--no-book]`; exit 1 when a step failed."
     ap = argparse.ArgumentParser(prog="python -m lwa.reproduce", description="run the experiment notebooks in order, then the paper and the book")
@@ -171,6 +171,6 @@ def main(argv=None):
     print(f"lwa.reproduce ({a.profile}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     sys.exit(1 if counts.get("failed") else 0)
 
-# %% ../nbs/09_reproduce.ipynb #0e9bdcfd
+# %% ../nbs/09_reproduce.ipynb #c2e65975
 #| eval: false
 if __name__ == "__main__": main()
