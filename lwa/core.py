@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['DTYPES', 'LAYER_LOSSES', 'TOKEN_MODES', 'PROFILES', 'PACKAGES', 'EXP_PARAMS', 'ConfigError', 'DataCfg', 'ModelCfg',
-           'TrainCfg', 'EvalCfg', 'DistillCfg', 'Profile', 'get_profile', 'seed_everything', 'sha256_json',
-           'sha256_files', 'project_root', 'git_info', 'package_versions', 'provenance', 'atomic_write_text',
-           'atomic_write_json', 'atomic_write_csv', 'json_records', 'RunFinishedError', 'results_root', 'Run',
-           'find_run', 'check_params']
+           'TrainCfg', 'EvalCfg', 'bf16_supported', 'use_bf16', 'DistillCfg', 'Profile', 'get_profile',
+           'seed_everything', 'sha256_json', 'sha256_files', 'project_root', 'git_info', 'package_versions',
+           'provenance', 'atomic_write_text', 'atomic_write_json', 'atomic_write_csv', 'json_records',
+           'RunFinishedError', 'results_root', 'Run', 'find_run', 'check_params']
 
 # %% ../nbs/00_core.ipynb #f72ced74
 import dataclasses
@@ -118,9 +118,13 @@ class TrainCfg:
     grad_accum: int = 1  # gradient accumulation steps
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 0.0  # AdamW weight decay
-    max_train_examples: int | None = None  # seeded subsample of training examples; None keeps all
+    max_train_examples: int | None = None  # seeded subset of readout windows up to this many training targets; None keeps all
     train_top_layers: int | None = None  # fine-tune only the top N blocks (plus final norm and head); None: all
     lora_r: int = 0  # LoRA rank for the decoder (peft); 0: no LoRA
+    bf16: bool | None = None  # bf16 autocast; None: on where the device runs it natively (`bf16_supported`)
+    valid_users: int | None = 500  # validation users for checkpoint selection and early stopping; None keeps all
+    evals_per_epoch: int = 2  # validations (each with a checkpoint) per epoch, when validation users are given
+    patience: int | None = None  # stop after this many validations without a better N@10; None: every epoch runs
 
     def __post_init__(self):
         _check_types(self)
@@ -133,6 +137,9 @@ class TrainCfg:
                  "must be None or >= 1")
         _require(self.train_top_layers is None or self.train_top_layers >= 0, "TrainCfg.train_top_layers", "must be None or >= 0")
         _require(self.lora_r >= 0, "TrainCfg.lora_r", f"must be >= 0, got {self.lora_r}")
+        for f in ("valid_users", "patience"):
+            _require(getattr(self, f) is None or getattr(self, f) >= 1, f"TrainCfg.{f}", "must be None or >= 1")
+        _require(self.evals_per_epoch >= 1, "TrainCfg.evals_per_epoch", f"must be >= 1, got {self.evals_per_epoch}")
 
 @dataclass
 class EvalCfg:
@@ -149,6 +156,20 @@ class EvalCfg:
         _require(self.max_eval_users is None or self.max_eval_users >= 1, "EvalCfg.max_eval_users", "must be None or >= 1")
         _require(self.n_boot >= 100, "EvalCfg.n_boot", f"must be >= 100, got {self.n_boot}")
         _require(0 < self.ci < 1, "EvalCfg.ci", f"must be in (0, 1), got {self.ci}")
+
+# %% ../nbs/00_core.ipynb #8ee61696
+def bf16_supported(device: str = "cpu") -> bool:
+    "Whether bf16 runs natively on `device`: a CUDA card with bf16, or a CPU with avx512_bf16 or AMX."
+    import torch
+    if str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try: flags = Path("/proc/cpuinfo").read_text()
+    except OSError: return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+def use_bf16(flag: bool | None, device: str = "cpu") -> bool:
+    "A config's `bf16` field resolved: the flag itself, or for None whether `device` runs bf16 natively."
+    return bf16_supported(device) if flag is None else bool(flag)
 
 # %% ../nbs/00_core.ipynb #712c444e
 LAYER_LOSSES, TOKEN_MODES = ("mse", "cosine", "slmrec", "pkd"), ("last", "all")
@@ -167,8 +188,11 @@ class DistillCfg:
     epochs: float = 1.0  # passes over the training examples
     batch_size: int = 8  # examples per step and device
     lr: float = 3e-4  # peak learning rate of the student
-    max_train_examples: int | None = None  # seeded subsample of training examples; None keeps all
+    max_train_examples: int | None = None  # seeded subset of readout windows up to this many training targets; None keeps all
     valid_users: int | None = None  # validation users for model selection (fisher_adaptive); None keeps all
+    bf16: bool | None = None  # bf16 autocast; None: on where the device runs it natively (`bf16_supported`)
+    evals_per_epoch: int = 2  # validations (each with a checkpoint) per epoch
+    patience: int | None = None  # stop after this many validations without a better N@10; None: every epoch runs
 
     def __post_init__(self):
         _check_types(self)
@@ -180,8 +204,9 @@ class DistillCfg:
         _require(self.layer_loss in LAYER_LOSSES, w("layer_loss"), f"must be one of {LAYER_LOSSES}, got {self.layer_loss!r}")
         _require(self.tokens in TOKEN_MODES, w("tokens"), f"must be one of {TOKEN_MODES}, got {self.tokens!r}")
         _require(len(self.betas) > 0 and all(b >= 0 for b in self.betas), w("betas"), f"must be values >= 0, got {self.betas}")
-        for f in ("student_hidden", "max_train_examples", "valid_users"):
+        for f in ("student_hidden", "max_train_examples", "valid_users", "patience"):
             _require(getattr(self, f) is None or getattr(self, f) >= 1, w(f), "must be None or >= 1")
+        _require(self.evals_per_epoch >= 1, w("evals_per_epoch"), f"must be >= 1, got {self.evals_per_epoch}")
 
 # %% ../nbs/00_core.ipynb #40909a0d
 @dataclass
