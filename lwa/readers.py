@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['TITLE_MAX', 'REPAIRS', 'DUPLICATES', 'read_amazon', 'find_amazon_files', 'read_lcrec', 'read_unisrec']
 
-# %% ../nbs/01a_readers.ipynb #77537a71
+# %% ../nbs/01a_readers.ipynb #5d4a3429
 import ast
 import codecs
 import errno
@@ -26,7 +26,7 @@ import pandas as pd
 
 from .data import ITEM_COLUMNS, DataError, SeqDataset, _fail
 
-# %% ../nbs/01a_readers.ipynb #241e2ff7
+# %% ../nbs/01a_readers.ipynb #1d7ce229
 TITLE_MAX = 1000  # characters; the shared data's longest title has 496
 REPAIRS = {  # name -> what was repaired; every reader counts each in info["repairs"]
     "bom": "files that began with a UTF-8 byte-order mark (dropped)",
@@ -44,7 +44,7 @@ def _info(rep: Counter, clean_text: bool, duplicates: str, **kw) -> dict:
     "A dataset's `info`: what the reader was given, what it dropped, and every repair count."
     return dict(kw, clean_text=clean_text, duplicates=duplicates, repairs={k: rep[k] for k in REPAIRS})
 
-# %% ../nbs/01a_readers.ipynb #c1e06ef7
+# %% ../nbs/01a_readers.ipynb #33a34b39
 _DAMAGED = (EOFError, gzip.BadGzipFile, zlib.error)  # what a truncated or garbled .gz raises part-way through
 _REFETCH = "the file is damaged: copy or download it again (compare its size with the source's)"
 
@@ -64,7 +64,7 @@ def _open(path):
         _fail(path, f"cannot be opened ({why}); point the path at a regular file")
     return gzip.open(f) if Path(path).suffix == ".gz" else f
 
-# %% ../nbs/01a_readers.ipynb #a1e718e6
+# %% ../nbs/01a_readers.ipynb #61f8fa69
 def _lines(path, rep: Counter):
     "Yield (line number, text) of a text file; damage is a `DataError` naming the line, a leading BOM is dropped and counted."
     path, i = Path(path), 0
@@ -84,7 +84,7 @@ def _lines(path, rep: Counter):
     except OSError as e:
         _fail(path, f"read error after line {i} ({e.strerror or e}); {_REFETCH}")
 
-# %% ../nbs/01a_readers.ipynb #86a3caaa
+# %% ../nbs/01a_readers.ipynb #fb0d5570
 class _Repeated(Exception):
     "A key repeated inside one JSON object."
 
@@ -107,7 +107,7 @@ def _literal(text: str):
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
 
-# %% ../nbs/01a_readers.ipynb #8d0a183f
+# %% ../nbs/01a_readers.ipynb #03b920d7
 def _parse(text: str, path, line: int | None = None, literal: bool = False):
     "One JSON value (or Python literal when `literal`); a malformed, over-nested or key-repeating value is a `DataError`."
     try:
@@ -141,7 +141,7 @@ def _key_line(text: str, key, repeat: bool = False) -> int | None:
         pick = (flat or hits[1:])[:1]
     return text.count("\n", 0, pick[0]) + 1 if pick else None
 
-# %% ../nbs/01a_readers.ipynb #286ba190
+# %% ../nbs/01a_readers.ipynb #ae4ea128
 def _records(path, rep: Counter):
     "Yield (line number, record dict) of a JSON-lines file; an identical repeated line is read once and counted."
     seen = set()
@@ -171,7 +171,7 @@ def _load_json(path, rep: Counter) -> tuple:
         return lines.get(json.dumps(str(key))[1:-1])
     return obj, line
 
-# %% ../nbs/01a_readers.ipynb #cdda3c27
+# %% ../nbs/01a_readers.ipynb #1b7520ff
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _clean(v, path, line, field: str, rep: Counter, clean: bool = True, cap: int | None = None, lists: bool = True) -> str:
@@ -191,7 +191,7 @@ def _clean(v, path, line, field: str, rep: Counter, clean: bool = True, cap: int
     rep["long_titles"] += u != t
     return (u if clean else v).strip()
 
-# %% ../nbs/01a_readers.ipynb #e40f26c7
+# %% ../nbs/01a_readers.ipynb #73f9a43e
 _T_MIN = 631_152_000  # 1990-01-01 in Unix seconds: before any Amazon review
 
 def _number(v, path, line, field: str) -> float:
@@ -224,7 +224,7 @@ def _rating(v, path, line, field: str) -> float:
         _fail(path, f"rating {r:g} is outside 0..5 (Amazon's stars); fix the record or drop it", line=line, field=field)
     return r
 
-# %% ../nbs/01a_readers.ipynb #e9810b57
+# %% ../nbs/01a_readers.ipynb #a40f2dda
 def _keep(seq, policy: str, user, src, rep: Counter) -> np.ndarray:
     "Positions of `seq` to keep under the duplicate-pair `policy`; the repeats are counted."
     seq = np.asarray(seq)
@@ -241,7 +241,7 @@ def _check_policy(duplicates: str):
     if duplicates not in DUPLICATES:
         raise ValueError(f"duplicates: unknown policy {duplicates!r}; choose one of {DUPLICATES}")
 
-# %% ../nbs/01a_readers.ipynb #5460661f
+# %% ../nbs/01a_readers.ipynb #e1f7b023
 def _pick(rec: dict, keys: tuple, path, line: int):
     "(key, value) of the first of `keys` present in `rec`; a missing field is a `DataError`."
     for k in keys:
@@ -265,7 +265,7 @@ def _category(rec: dict, path, line, rep: Counter, clean: bool) -> str:
     parts = c if isinstance(c, list) else [c]
     return " > ".join(filter(None, (_clean(x, path, line, "category", rep, clean, lists=False) for x in parts)))
 
-# %% ../nbs/01a_readers.ipynb #f30916b5
+# %% ../nbs/01a_readers.ipynb #04162b2c
 def _read_amazon_meta(path, rep: Counter, clean: bool) -> dict:
     "Map item id -> (title, text, category, brand) from a metadata file; identical repeats are counted."
     meta = {}
@@ -283,7 +283,7 @@ def _read_amazon_meta(path, rep: Counter, clean: bool) -> dict:
         _fail(path, "the metadata file holds no records; it is empty or cut short: " + _REFETCH)
     return meta
 
-# %% ../nbs/01a_readers.ipynb #7fcc4f76
+# %% ../nbs/01a_readers.ipynb #e5149875
 def read_amazon(reviews, meta, name: str | None = None, duplicates: str = "first", clean_text: bool = True) -> SeqDataset:
     "Read an official Amazon reviews file and its metadata file (2014, 2018 or 2023 release)."
     _check_policy(duplicates)
@@ -311,7 +311,7 @@ def read_amazon(reviews, meta, name: str | None = None, duplicates: str = "first
                  dropped_untitled_items=len(untitled), dropped_untitled_interactions=sum(untitled.values()))
     return _build(name or Path(reviews).name.split(".")[0], users, items, times, ratings, meta_rows, info, rep)
 
-# %% ../nbs/01a_readers.ipynb #2b84e88f
+# %% ../nbs/01a_readers.ipynb #6bf9f762
 def _group_sequences(users, times, order):
     "Group interactions by user (first-appearance order), each sorted by (time, file order)."
     users, times, order = np.asarray(users, dtype=object), np.asarray(times, dtype=np.float64), np.asarray(order)
@@ -337,7 +337,7 @@ def _build(name, users, items, times, ratings, meta_rows, info, rep: Counter) ->
     return SeqDataset(name, tab, uids, [codes[g] for g in groups], times=[t[g] for g in groups],
                       ratings=None if np.isnan(r).all() else [r[g] for g in groups], info=info)
 
-# %% ../nbs/01a_readers.ipynb #e1b3e779
+# %% ../nbs/01a_readers.ipynb #65b04f69
 def _amazon_names(category: str) -> list:
     "The (reviews, meta) file names an Amazon `category` has in each release, gzipped first."
     pairs = [(f"reviews_{category}_5.json", f"meta_{category}.json"), (f"{category}_5.json", f"meta_{category}.json"),
@@ -354,7 +354,7 @@ def find_amazon_files(folder, category: str) -> tuple[Path, Path]:
     _fail(folder, f"no Amazon review + meta files for category {category!r}; expected one of these pairs (or without .gz): "
                   f"{names}. Download them from the McAuley lab's Amazon review data pages (see `lwa datasets --files`)")
 
-# %% ../nbs/01a_readers.ipynb #2f6518e1
+# %% ../nbs/01a_readers.ipynb #2baaeadd
 def _id_map(path, rep: Counter, needed, what: str) -> dict:
     "Invert an optional `{raw id: index}` file into `{str(index): raw id}`; repeated or missing indices are errors."
     if not Path(path).exists():
@@ -375,7 +375,7 @@ def _id_map(path, rep: Counter, needed, what: str) -> dict:
         _fail(path, f"{what} {missing[0]!r} ({len(missing)} in all) has no raw id here; complete the map or delete the file")
     return out
 
-# %% ../nbs/01a_readers.ipynb #e577e0fc
+# %% ../nbs/01a_readers.ipynb #18e37929
 def _lcrec_items(fi, meta: dict, line, rep: Counter, clean: bool) -> dict:
     "Map item key -> (title, text, category, brand) of the titled items of an LC-Rec item file, in id order."
     rows = {}
@@ -390,7 +390,7 @@ def _lcrec_items(fi, meta: dict, line, rep: Counter, clean: bool) -> dict:
             rows[k] = (title, f("description"), f("categories").replace(",", " > "), f("brand", None, False))
     return rows
 
-# %% ../nbs/01a_readers.ipynb #6a4d48a3
+# %% ../nbs/01a_readers.ipynb #e62520ad
 def read_lcrec(folder, name: str, short: str | None = None, duplicates: str = "first", clean_text: bool = True) -> SeqDataset:
     "Read an LC-Rec folder: `name.inter.json` and `name.item.json` (plus the optional raw-id maps)."
     _check_policy(duplicates)
@@ -421,7 +421,7 @@ def read_lcrec(folder, name: str, short: str | None = None, duplicates: str = "f
                  dropped_untitled_interactions=dropped, dropped_users=len(inter) - len(users))
     return SeqDataset(short or name.lower(), items, [raw_u.get(u, u) for u in users], seqs, info=info)
 
-# %% ../nbs/01a_readers.ipynb #35fa4134
+# %% ../nbs/01a_readers.ipynb #cae29481
 _INTER = ("user_id:token", "item_id_list:token_seq", "item_id:token")
 
 def _tsv(path, header: tuple, rep: Counter):
@@ -447,7 +447,7 @@ def _unique_rows(rows, path, what: str) -> dict:
         out[key] = (i, *rest)
     return out
 
-# %% ../nbs/01a_readers.ipynb #fd81b818
+# %% ../nbs/01a_readers.ipynb #b50e7756
 def _index_file(path, what: str, rep: Counter) -> dict:
     "Read an `id<TAB>index` file into {index: (id, line)}; a malformed or repeated id or index is a `DataError`."
     def rows():
@@ -473,7 +473,7 @@ def _ids(s: str, path, line: int, field: str, known: dict) -> list:
         _fail(path, f"item id {bad[0]} is not in the item2index file; check that the files belong together", line=line, field=field)
     return ids
 
-# %% ../nbs/01a_readers.ipynb #66a507fd
+# %% ../nbs/01a_readers.ipynb #5432d7b6
 class _Row(NamedTuple):
     "One (history, target) row of a split file, with where it came from."
     h: list
@@ -504,7 +504,7 @@ def _chain(user, train: list, valid: _Row, test: _Row, cap: int) -> list:
         seq.append(w.t)
     return seq
 
-# %% ../nbs/01a_readers.ipynb #afe8f7e0
+# %% ../nbs/01a_readers.ipynb #93ffe93f
 def _split_texts(texts: list) -> list:
     "Split 'title. category path. brand.' strings into (title, category, brand)."
     heads = Counter(h for t in texts for h in {" ".join(p.split()[:3]) for p in t.split(". ")[1:] if p.strip()})
@@ -518,7 +518,7 @@ def _split_texts(texts: list) -> list:
         out.append((t.strip().rstrip("."), "", "") if i < 0 else (t[:i].strip(), cat.strip(), brand.strip().rstrip(".")))
     return out
 
-# %% ../nbs/01a_readers.ipynb #72d87a07
+# %% ../nbs/01a_readers.ipynb #459c3073
 def _split_rows(folder: Path, name: str, items: dict, rep: Counter) -> dict:
     "Per split, {user: rows}: training rows (identical lines read once) and exactly one valid and one test row."
     out = {}
@@ -538,7 +538,7 @@ def _split_rows(folder: Path, name: str, items: dict, rep: Counter) -> dict:
         out[split] = rows
     return out
 
-# %% ../nbs/01a_readers.ipynb #ca7db269
+# %% ../nbs/01a_readers.ipynb #3fbe1c2f
 def _check_splits(folder: Path, name: str, rows: dict) -> list:
     "All users, by first appearance; a user without a valid or test row is a `DataError` naming the file that lacks it."
     users = list(dict.fromkeys(u for split in rows.values() for u in split))
@@ -550,7 +550,7 @@ def _check_splits(folder: Path, name: str, rows: dict) -> list:
                   "every user needs one valid and one test row, else the sequence would be cut short", field="user_id")
     return users
 
-# %% ../nbs/01a_readers.ipynb #53ecd42c
+# %% ../nbs/01a_readers.ipynb #f1e698dd
 def read_unisrec(folder, name: str, short: str | None = None, duplicates: str = "first", clean_text: bool = True) -> SeqDataset:
     "Read a UniSRec/RecBole folder and reassemble each user's full sequence from the split files."
     _check_policy(duplicates)
@@ -560,7 +560,7 @@ def read_unisrec(folder, name: str, short: str | None = None, duplicates: str = 
     texts = _unique_rows(_tsv(ft, ("item_id:token", "text:token_seq"), rep), ft, "item_id:token")
     rows = _split_rows(folder, name, asin_of, rep)
     users = _check_splits(folder, name, rows)
-    cap = max(len(w.h) for split in rows.values() for ws in split.values() for w in ws)
+    cap = max((len(w.h) for split in rows.values() for ws in split.values() for w in ws), default=0)
     order = sorted(asin_of)
     missing = [i for i in order if asin_of[i][0] not in texts]
     if missing:
