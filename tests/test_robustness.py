@@ -451,8 +451,9 @@ def test_no_input_gives_a_bare_exception(tmp_path):
         with pytest.raises(DataError, match=r"Toy\.jsonl, line 1"): load_dataset("amazon:Toy", d)
     (tmp_path / "unreadable").mkdir()
     _write(tmp_path / "unreadable" / "meta_Toy.jsonl", _jsonl(META)); (tmp_path / "unreadable" / "Toy.jsonl").mkdir()
-    with pytest.raises(DataError, match=r"Toy\.jsonl: is a folder, not a file"): read_lcrec(tmp_path / "unreadable", "Toy") if False else \
-        __import__("lwa.readers").readers.read_amazon(tmp_path / "unreadable" / "Toy.jsonl", tmp_path / "unreadable" / "meta_Toy.jsonl")
+    from lwa.readers import read_amazon
+    with pytest.raises(DataError, match=r"Toy\.jsonl: is a folder, not a file"):
+        read_amazon(tmp_path / "unreadable" / "Toy.jsonl", tmp_path / "unreadable" / "meta_Toy.jsonl")
     code, out, err = _cli("stats", "amazon:Toy", "--data-dir", str(tmp_path / "deep_nesting"))
     assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err and "Toy.jsonl, line 1" in err
 
