@@ -18,7 +18,7 @@ def _lcrec(tmp_path, items, inter, name="X"):
     ({"0": {"title": "Pen"}}, '{"0": [0,\n', "X.inter.json, line 2: malformed JSON"),
     ({"0": {"name": "Pen"}}, {"u": [0]}, "field 'title'"),
     ({"0": {"title": "Pen"}}, {"u": []}, "field 'u': user 'u' must map to a non-empty list"),
-    ('{"0": {"title": "Pen"},\n"0": {"title": "Ink"}}', {"u": [0]}, "duplicate id '0'"),
+    ('{"0": {"title": "Pen"},\n"0": {"title": "Ink"}}', {"u": [0]}, "X.item.json, line 2, field '0': key '0' appears twice"),
     ({"0": {"title": "Pen"}}, {"u": [0, 3]}, "refers to item 3"),
 ])
 def test_lcrec_errors_name_file_line_and_field(tmp_path, items, inter, msg):
@@ -29,7 +29,8 @@ def test_lcrec_errors_name_file_line_and_field(tmp_path, items, inter, msg):
 def test_missing_files_say_where_the_data_should_be(tmp_path):
     with pytest.raises(DataError, match="X.item.json: file not found"): read_lcrec(tmp_path, "X")
     with pytest.raises(DataError, match="file not found"): read_unisrec(tmp_path, "X")
-    with pytest.raises(DataError, match="data folder not found"): load_dataset("office", tmp_path / "nope")
+    with pytest.raises(DataError, match="amazon14_office_unitok: folder not found; dataset 'office' needs Office_Products.inter.json"):
+        load_dataset("office", tmp_path / "nope")
     with pytest.raises(DataError, match="unknown dataset 'books'"): load_dataset("books", tmp_path)
 
 
@@ -57,12 +58,12 @@ def test_unisrec_reassembles_and_rejects_bad_rows(tmp_path):
 def test_amazon_reader_errors(tmp_path):
     meta = tmp_path / "meta.json"; meta.write_text(json.dumps({"asin": "a", "title": "Pen"}) + "\n")
     rv = tmp_path / "rv.json"
-    rv.write_text(json.dumps({"reviewerID": "u", "asin": "a", "unixReviewTime": 1}) + "\n" + '{"reviewerID": "u", "asin": \n')
+    rv.write_text(json.dumps({"reviewerID": "u", "asin": "a", "unixReviewTime": 1e9}) + "\n" + '{"reviewerID": "u", "asin": \n')
     with pytest.raises(DataError, match="rv.json, line 2: malformed JSON"): read_amazon(rv, meta)
-    rv.write_text(json.dumps({"asin": "a", "unixReviewTime": 1}) + "\n")
+    rv.write_text(json.dumps({"asin": "a", "unixReviewTime": 1e9}) + "\n")
     with pytest.raises(DataError, match="line 1, field 'reviewerID': missing field"): read_amazon(rv, meta)
-    rv.write_text(json.dumps({"reviewerID": "u", "asin": "zz", "unixReviewTime": 1}) + "\n")
-    with pytest.raises(DataError, match="no review with a titled item"): read_amazon(rv, meta)
+    rv.write_text(json.dumps({"reviewerID": "u", "asin": "zz", "unixReviewTime": 1e9}) + "\n")
+    with pytest.raises(DataError, match="rv.json: has no review of an item titled in meta.json"): read_amazon(rv, meta)
 
 
 def test_short_users_and_impossible_sampling():

@@ -91,7 +91,7 @@ GZ = gzip.compress(_jsonl(REVIEWS), mtime=0)
     ("invalid UTF-8 in gz", ("Toy.jsonl.gz", gzip.compress(_jsonl(REVIEWS[:1]) + b'{"user_id": "\xff"}\n')), None, r"Toy\.jsonl\.gz, line 2: invalid UTF-8"),
     ("wrong column", None, [{**{k: v for k, v in m.items() if k != "parent_asin"}, "ASIN": m["parent_asin"]} for m in META],
      r"meta_Toy\.jsonl\.gz, line 1, field 'parent_asin': missing field; expected one of \['parent_asin', 'asin'\]: check that this is an official"),
-    ("2014 literal cut", ("reviews_Toy_5.json", b"{'reviewerID': 'U0', 'asin': 'I0', 'unixReviewTime': 1}\n{'reviewerID': 'U0', 'asin': 'I1', 'unixRev"),
+    ("2014 literal cut", ("reviews_Toy_5.json", b"{'reviewerID': 'U0', 'asin': 'I0', 'unixReviewTime': 1400000000}\n{'reviewerID': 'U0', 'asin': 'I1', 'unixRev"),
      None, r"reviews_Toy_5\.json, line 2: malformed JSON line"),
 ])
 def test_damaged_amazon_files_name_file_and_line(tmp_path, name, reviews, meta, msg):
@@ -327,3 +327,150 @@ def test_every_experiment_parameter_has_a_checked_type(nb):
     code = [c for c in json.loads((ROOT / "nbs" / f"{nb}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
     first = next(i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])) + 1
     assert f'check_params("{nb}", globals())' in "".join(code[first]["source"]), f"nbs/{nb}.ipynb: call check_params in the cell after the parameters"
+
+
+# ---- 7. the readers' anomaly classes (issue 17): an error naming file, line, field and fix, or a counted repair ----------------------------------
+
+SCI = "amazon18_scientific_unisrec"
+HEAD = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+
+
+def _sci_copy(tmp_path, damage=None):
+    "A copy of the real Scientific folder, `damage(name -> list of lines)` applied to its files."
+    from conftest import DATA
+    if not (DATA / SCI).is_dir(): pytest.skip(f"real data absent: {DATA / SCI} not found")
+    d = tmp_path / SCI
+    shutil.copytree(DATA / SCI, d)
+    for f in d.iterdir(): f.chmod(0o644)
+    for name, fix in (damage or {}).items():
+        lines = (d / f"Scientific.{name}").read_text().splitlines(keepends=True)
+        (d / f"Scientific.{name}").write_text("".join(fix(lines)))
+    return tmp_path
+
+
+def _cli(*argv):
+    "Run the `lwa` command line in a subprocess: (exit code, stdout, stderr)."
+    r = subprocess.run([str(BIN / "lwa"), *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_unisrec_rows_that_would_shorten_a_sequence_are_errors(tmp_path):
+    user0 = lambda lines: [l for l in lines if not l.startswith("0\t")]  # user 0's rows removed
+    cases = {"valid row missing": ({"valid.inter": user0}, r"Scientific\.valid\.inter, field 'user_id': user '0' \(1 users in all\) has rows in"),
+             "test row missing": ({"test.inter": user0}, r"Scientific\.test\.inter, field 'user_id': user '0'"),
+             "only in train": ({"valid.inter": user0, "test.inter": user0}, r"Scientific\.valid\.inter, field 'user_id': user '0' .*\['train'\]"),
+             "a train row removed": ({"train.inter": lambda l: l[:2] + l[3:]}, r"Scientific\.train\.inter, line \d+, field 'item_id_list': user '0': no training row")}
+    for what, (damage, msg) in cases.items():
+        with pytest.raises(DataError, match=msg): load_dataset("scientific", _sci_copy(tmp_path / what.replace(" ", "_"), damage))
+    oldest_first = lambda lines: lines[:1] + lines[1:][::-1]  # the training rows in the other order: the same data
+    ds = load_dataset("scientific", _sci_copy(tmp_path / "reordered", {"train.inter": oldest_first}))
+    assert (ds.n_users, ds.n_items, ds.n_interactions) == (8442, 4385, 59427)
+    code, out, err = _cli("stats", "scientific", "--data-dir", str(_sci_copy(tmp_path / "cli", {"train.inter": lambda l: l[:2] + l[3:]})))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err and "Scientific.train.inter, line" in err
+
+
+def test_duplicate_keys_are_errors_naming_both_lines(tmp_path):
+    texts = "item_id:token\ttext:token_seq\n" + "".join(f"A{i}\tItem {i}. Cat Root Path. Brand {i}.\n" for i in range(1, 6))
+    for files, msg in [({"text": texts + "A3\tOther. Cat Root Path. B.\n"}, r"X\.text, line 7, field 'item_id:token': item_id:token 'A3' appears twice \(first at line 4\)"),
+                       ({"item2index": "A1\t1\nA2\t2\nA3\t3\nA4\t4\nA5\t5\nA6\t3\n"}, r"X\.item2index, line 6, field 'index': index '3' appears twice \(first at line 3\)"),
+                       ({"item2index": "A1\t1\nA2\t2\nA3\t3\nA4\t4\nA5\t5\nA1\t6\n"}, r"X\.item2index, line 6, field 'ASIN': ASIN 'A1' appears twice \(first at line 1\)"),
+                       ({"user2index": "U0\t0\nU9\t0\n"}, r"X\.user2index, line 2, field 'index': index '0' appears twice")]:
+        with pytest.raises(DataError, match=msg): read_unisrec(_unisrec(tmp_path / str(len(msg)), **files), "X")
+    d = _lcrec(tmp_path / "lc")
+    for name, text, msg in [("item_index.json", '{"B0": 0,\n "B1": 1,\n "B2": 1,\n "B3": 3}', r"item_index\.json, line 3, field 'B2': index 1 is given to both 'B1' and 'B2'"),
+                            ("user_index.json", '{"R1": "u1",\n "R2": "u2",\n "R3": "u3",\n "R1": "u9"}', r"user_index\.json, line 4, field 'R1': key 'R1' appears twice"),
+                            ("X.item.json", '{"0": {"title": "Pen"},\n "1": {"title": "Ink",\n "title": "Cap"}}', r"X\.item\.json, line 3, field 'title': key 'title' appears twice")]:
+        (d / name).write_text(text)
+        with pytest.raises(DataError, match=msg): read_lcrec(d, "X")
+        (d / name).unlink()
+    _write(tmp_path / "Toy.jsonl", _jsonl(REVIEWS[:3]) + b'{"user_id": "U9", "parent_asin": "I1", "timestamp": 1600000000000, "parent_asin": "I2"}\n')
+    _write(tmp_path / "meta_Toy.jsonl", _jsonl(META))
+    with pytest.raises(DataError, match=r"Toy\.jsonl, line 4, field 'parent_asin': key 'parent_asin' appears twice in one object"):
+        load_dataset("amazon:Toy", tmp_path)
+
+
+@pytest.mark.parametrize("title", [float("nan"), 42, {"en": "Pen"}, True, ["Pen"]])
+def test_titles_that_are_not_text_are_errors(tmp_path, title):
+    meta = [dict(m, title=title) if m["parent_asin"] == "I2" else m for m in META]
+    _write(tmp_path / "Toy.jsonl", _jsonl(REVIEWS)); _write(tmp_path / "meta_Toy.jsonl", _jsonl(meta))
+    with pytest.raises(DataError, match=rf"meta_Toy\.jsonl, line 3, field 'title': expected text, got {type(title).__name__}"):
+        load_dataset("amazon:Toy", tmp_path)
+    items = json.dumps({str(i): {"title": title if i == 2 else f"Item {i}", "brand": "Acme"} for i in range(4)}, indent=1)
+    with pytest.raises(DataError, match=r"X\.item\.json, line \d+, field 'title': expected text"): read_lcrec(_lcrec(tmp_path / "lc", items), "X")
+    brands = json.dumps({str(i): {"title": f"Item {i}", "brand": title if i == 1 else "Acme"} for i in range(4)}, indent=1)
+    if not isinstance(title, list):
+        with pytest.raises(DataError, match=r"X\.item\.json, line \d+, field 'brand': expected text"): read_lcrec(_lcrec(tmp_path / "lb", brands), "X")
+
+
+def test_text_repairs_are_counted_and_shown(tmp_path):
+    items = {"0": {"title": "AT&amp;T Phone", "brand": "AT&amp;T"}, "1": {"title": "Pen\x07 set\n blue"}, "2": {"title": "x" * 5_000_000},
+             "3": {"title": "Ink"}}
+    d = _lcrec(tmp_path / "lc", json.dumps(items))
+    ds = read_lcrec(d, "X")
+    assert ds.items.title[:2].tolist() == ["AT&T Phone", "Pen  set  blue"] and ds.items.brand[0] == "AT&T" and len(ds.items.title[2]) == 1000
+    assert {k: ds.info["repairs"][k] for k in ("html_entities", "control_chars", "long_titles")} == dict(html_entities=2, control_chars=1, long_titles=1)
+    raw = read_lcrec(d, "X", clean_text=False)  # counted only, as the committed datasets are read
+    assert raw.items.title[0] == "AT&amp;T Phone" and raw.info["repairs"]["html_entities"] == 2
+    from lwa.cli import _repairs
+    assert _repairs(ds.info)["html_entities"][0] == 2 and "[counted, not applied" in _repairs(raw.info)["html_entities"][1]
+
+
+def test_duplicate_interactions_follow_the_policy_and_are_counted(tmp_path):
+    rows = REVIEWS + REVIEWS[:2] + [dict(REVIEWS[0], timestamp=REVIEWS[0]["timestamp"] + 9_000_000, rating=1.0)]  # 2 identical lines, 1 repeated pair
+    _write(tmp_path / "Toy.jsonl", _jsonl(rows)); _write(tmp_path / "meta_Toy.jsonl", _jsonl(META))
+    ds = load_dataset("amazon:Toy", tmp_path)
+    assert ds.n_interactions == 16 and ds.info["repairs"]["duplicate_lines"] == 2 and ds.info["repairs"]["duplicate_pairs"] == 1
+    from lwa.readers import find_amazon_files, read_amazon
+    files = find_amazon_files(tmp_path, "Toy")
+    assert read_amazon(*files, duplicates="all").n_interactions == 17
+    assert read_amazon(*files, duplicates="last").ratings[0].tolist()[-1] == 1.0
+    with pytest.raises(DataError, match=r"Toy\.jsonl, field 'duplicates': user 'U0' has a repeated item"): read_amazon(*files, duplicates="error")
+    d = _lcrec(tmp_path / "lc", inter=json.dumps({"u1": [0, 1, 0, 2], "u2": [1, 2, 3]}))
+    assert read_lcrec(d, "X").seqs[0].tolist() == [0, 1, 2] and read_lcrec(d, "X").info["repairs"]["duplicate_pairs"] == 1
+
+
+def test_times_and_ratings(tmp_path):
+    def read(**change):
+        _write(tmp_path / "Toy.jsonl", _jsonl([dict(REVIEWS[0], **change)] + REVIEWS[1:])); _write(tmp_path / "meta_Toy.jsonl", _jsonl(META))
+        return load_dataset("amazon:Toy", tmp_path)
+    ms, s = read(), read(timestamp=1_600_000_000)  # the unit follows the value, not the key
+    assert ms.times[0][0] == s.times[0][0] == 1_600_000_000 and ms.info["repairs"]["ms_times"] == 16 and s.info["repairs"]["ms_times"] == 15
+    assert read(rating=0).ratings[0][0] == 0.0  # 0 stays 0, not NaN
+    for bad, field in [(dict(timestamp=float("nan")), "timestamp"), (dict(timestamp=True), "timestamp"), (dict(timestamp=-5), "timestamp"),
+                       (dict(timestamp=4_102_444_800_000), "timestamp"), (dict(timestamp="1600000000"), "timestamp"),
+                       (dict(rating="five"), "rating"), (dict(rating=10**400), "rating"), (dict(rating=7), "rating"), (dict(timestamp=10**400), "timestamp")]:
+        with pytest.raises(DataError, match=rf"Toy\.jsonl, line 1, field '{field}'"): read(**bad)
+
+
+def test_no_input_gives_a_bare_exception(tmp_path):
+    cases = {"huge integer": b'{"user_id": "U0", "parent_asin": "I0", "timestamp": ' + b"9" * 5000 + b"}\n",
+             "deep nesting": b"[" * 100_000 + b"]" * 100_000 + b"\n", "not JSON": b"\x00\x01garbage\n"}
+    for what, data in cases.items():
+        d = tmp_path / what.replace(" ", "_"); d.mkdir()
+        _write(d / "Toy.jsonl", data); _write(d / "meta_Toy.jsonl", _jsonl(META))
+        with pytest.raises(DataError, match=r"Toy\.jsonl, line 1"): load_dataset("amazon:Toy", d)
+    (tmp_path / "unreadable").mkdir()
+    _write(tmp_path / "unreadable" / "meta_Toy.jsonl", _jsonl(META)); (tmp_path / "unreadable" / "Toy.jsonl").mkdir()
+    from lwa.readers import read_amazon
+    with pytest.raises(DataError, match=r"Toy\.jsonl: is a folder, not a file"):
+        read_amazon(tmp_path / "unreadable" / "Toy.jsonl", tmp_path / "unreadable" / "meta_Toy.jsonl")
+    code, out, err = _cli("stats", "amazon:Toy", "--data-dir", str(tmp_path / "deep_nesting"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err and "Toy.jsonl, line 1" in err
+
+
+def test_misleading_messages_now_blame_the_right_file(tmp_path):
+    _write(tmp_path / "Toy.jsonl", b"\xef\xbb\xbf" + _jsonl(REVIEWS)); _write(tmp_path / "meta_Toy.jsonl", _jsonl(META))
+    assert load_dataset("amazon:Toy", tmp_path).info["repairs"]["bom"] == 1  # a BOM is read, and counted
+    _write(tmp_path / "meta_Toy.jsonl", b"")
+    with pytest.raises(DataError, match=r"meta_Toy\.jsonl: the metadata file holds no records"): load_dataset("amazon:Toy", tmp_path)
+    d = _lcrec(tmp_path / "lc")
+    (d / "X.item.json").unlink(); (d / "X.item.json").mkdir()
+    with pytest.raises(DataError, match=r"X\.item\.json: is a folder, not a file"): read_lcrec(d, "X")
+    (d / "X.item.json").rmdir(); (d / "X.item.json").symlink_to(d / "X.item.json")
+    with pytest.raises(DataError, match=r"X\.item\.json: cannot be opened \(a symbolic-link loop\)"): read_lcrec(d, "X")
+    with pytest.raises(DataError, match=r"no Amazon review \+ meta files for category 'Books'; expected one of .*reviews_Books_5\.json\.gz"):
+        load_dataset("amazon:Books", tmp_path)
+    with pytest.raises(DataError, match=r"X\.test\.inter, line 2, field 'item_id': item id 9 is not in the item2index file"):
+        read_unisrec(_unisrec(tmp_path / "u", **{"test.inter": HEAD + "0\t1 2 3\t9\n"}), "X")
+    with pytest.raises(DataError, match=r"X\.valid\.inter, line 2, field 'item_id_list': user '0': the history"):
+        read_unisrec(_unisrec(tmp_path / "v", **{"valid.inter": HEAD + "0\t1 3\t4\n"}), "X")
