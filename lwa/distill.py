@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['METHODS', 'MAIN_METHODS', 'FISHER_METHODS', 'DistillError', 'kd_loss', 'layer_loss', 'attention_loss',
            'value_relation', 'minilm_loss', 'Method', 'get_method', 'Plan', 'make_plan', 'record_blocks',
-           'model_digest', 'TeacherCache', 'DistillDataset', 'IndexCollator', 'DistillationTrainer', 'distill',
-           'teacher_for', 'fisher_for', 'unit_profile', 'reference_unit', 'unit_run', 'distill_unit', 'adaptive_unit',
-           'unit_train_seconds', 'run_method', 'SweepData', 'sweep_data', 'compare', 'launch_command', 'check_launch',
-           'launch_unit', 'unit_main']
+           'model_digest', 'TeacherCache', 'DistillationTrainer', 'distill', 'teacher_for', 'fisher_for',
+           'unit_profile', 'reference_unit', 'unit_run', 'distill_unit', 'adaptive_unit', 'unit_train_seconds',
+           'run_method', 'SweepData', 'sweep_data', 'compare', 'launch_command', 'check_launch', 'launch_unit',
+           'unit_main']
 
 # %% ../nbs/07_distill.ipynb #79d32217
 import hashlib
@@ -29,12 +29,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 
-from .core import ConfigError, DistillCfg, Run, TrainCfg, atomic_write_csv, results_root, sha256_json
+from .core import ConfigError, DistillCfg, Run, TrainCfg, atomic_write_csv, results_root, sha256_json, use_bf16
 from .data import Examples
 from .metrics import summarize
 from .models import cache_dir, check_tokenizer, select_layers
-from .recommender import (LlmRecommender, PadCollator, PromptDataset, freeze_below, evaluate, last_checkpoint, student_of,
-                             training_args)
+from .recommender import (LlmRecommender, PadCollator, PromptDataset, RecTrainer, autocast, as_windows, evaluate, last_checkpoint,
+                             student_of, train_recommender)
+from .sequences import WindowDataset, Windows, train_windows
 from .weighting import fisher_layers, layer_weights
 
 # %% ../nbs/07_distill.ipynb #3c5d0fa4
@@ -188,119 +189,137 @@ def model_digest(model) -> str:
     "SHA-256 of a model's parameters and buffers (names, shapes, bytes)."
     h = hashlib.sha256()
     for n, t in model.state_dict().items():
-        h.update(n.encode()); h.update(str(tuple(t.shape)).encode()); h.update(t.detach().float().cpu().numpy().tobytes())
+        h.update(n.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()
 
+def _prompts_digest(data: WindowDataset) -> str:
+    "A digest of every window's prompt ids, readouts and targets."
+    return sha256_json([(r["input_ids"], r["readouts"], r["labels"]) for r in (data[i] for i in range(len(data)))])[:16]
+
 class TeacherCache:
-    "Teacher last-token block outputs (E, L, d) and item logits (E, N) for E examples, memory-mapped fp16."
+    "Teacher block outputs (R, L, d) and item logits (R, N) at the R readouts of a list of windows, memory-mapped fp16."
     def __init__(self, path):
-        self.path = Path(path); self.meta = json.loads((self.path / "meta.json").read_text())
-        E, L, d, N = (self.meta[k] for k in ("n_examples", "n_layers", "hidden", "n_items"))
-        self.hidden = np.memmap(self.path / "hidden.f16", np.float16, "r", shape=(E, L, d))
-        self.logits = np.memmap(self.path / "logits.f16", np.float16, "r", shape=(E, N))
+        self.path = Path(path)
+        self.meta = json.loads((self.path / "meta.json").read_text())
+        R, L, d, N = (self.meta[k] for k in ("n_readouts", "n_layers", "hidden", "n_items"))
+        self.hidden = np.memmap(self.path / "hidden.f16", np.float16, "r", shape=(R, L, d))
+        self.logits = np.memmap(self.path / "logits.f16", np.float16, "r", shape=(R, N))
 
-    def __len__(self): return self.meta["n_examples"]
+    def __len__(self): return self.meta["n_readouts"]
 
-    def get(self, idx, layers) -> dict:
-        "Float tensors for examples `idx`: `logits` (B, N) and `hidden` (B, P, d) at teacher blocks `layers`."
-        i = np.asarray(idx)
-        return dict(logits=torch.from_numpy(self.logits[i].astype(np.float32)), hidden=torch.from_numpy(self.hidden[i][:, layers].astype(np.float32)))
+    def get(self, ridx, layers) -> dict:
+        "Float tensors at readouts `ridx`: `logits` (R, N) and `hidden` (R, P, d) at teacher blocks `layers`."
+        i = np.asarray(ridx)
+        return dict(logits=torch.from_numpy(self.logits[i].astype(np.float32)),
+                    hidden=torch.from_numpy(self.hidden[i][:, layers].astype(np.float32)))
 
     @classmethod
     @torch.inference_mode()
-    def build(cls, teacher: LlmRecommender, ex: Examples, prompter, root=None, batch_size: int = 16) -> "TeacherCache":
-        "The cache of `teacher` on examples `ex`, computed once (under `root`, default the lwa cache folder) and reused."
-        prompts = [prompter(h) for h in ex.histories]
-        key = sha256_json(dict(teacher=model_digest(teacher), prompts=prompts, targets=[int(t) for t in ex.targets]))[:16]
+    def build(cls, teacher: LlmRecommender, w: Windows, prompter, root=None, batch_size: int = 16, bf16: bool = False) -> "TeacherCache":
+        "The cache of `teacher` on windows `w`, computed once (under `root`, default the lwa cache folder) and reused."
+        data = WindowDataset(w, prompter)
+        prompts = _prompts_digest(data)
+        key = sha256_json(dict(teacher=model_digest(teacher), prompts=prompts, bf16=bf16))[:16]
         path = Path(root or cache_dir() / "teacher_cache") / key
         if (path / "meta.json").is_file(): return cls(path)
-        E, L, d, N = len(ex), len(teacher.lm.layers), teacher.config.lm["hidden_size"], teacher.config.n_items
-        tmp = path.with_name(f".{key}.{os.getpid()}.tmp"); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-        H = np.memmap(tmp / "hidden.f16", np.float16, "w+", shape=(E, L, d)); Z = np.memmap(tmp / "logits.f16", np.float16, "w+", shape=(E, N))
-        teacher.eval(); dev = next(teacher.parameters()).device
-        order, collate = np.argsort([len(p) for p in prompts], kind="stable"), PadCollator(prompter.pad_id)
-        for s in tqdm(range(0, E, batch_size), desc="teacher cache", leave=False):
-            idx = order[s:s + batch_size]
-            b = {k: v.to(dev) for k, v in collate([dict(input_ids=prompts[i]) for i in idx]).items()}
-            with record_blocks(teacher) as r: z = teacher(**b).logits
-            H[idx] = torch.stack([h[:, -1] for h in r["blocks"]], 1).float().cpu().numpy().astype(np.float16)  # (B, L, d)
-            Z[idx] = z.float().cpu().numpy().astype(np.float16)
-        H.flush(); Z.flush(); del H, Z
-        meta = dict(n_examples=E, n_layers=L, hidden=d, n_items=N, key=key, dtype="float16", created=time.time(), prompts=sha256_json(prompts)[:16])
+        R, L, d, N = w.n_targets, len(teacher.lm.layers), teacher.config.lm["hidden_size"], teacher.config.n_items
+        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        H = np.memmap(tmp / "hidden.f16", np.float16, "w+", shape=(R, L, d))
+        Z = np.memmap(tmp / "logits.f16", np.float16, "w+", shape=(R, N))
+        teacher.eval()
+        dev = next(teacher.parameters()).device
+        order, collate = np.argsort(data.lengths, kind="stable"), PadCollator(prompter.pad_id)
+        for s in tqdm(range(0, len(w), batch_size), desc="teacher cache", leave=False):
+            b = {k: v.to(dev) for k, v in collate([data[i] for i in order[s:s + batch_size]]).items()}
+            sel, rows = b["labels"] != -100, b["ridx"].cpu().numpy()  # (B, T) readouts, (R_b,) their global rows
+            with record_blocks(teacher) as r, autocast(teacher, bf16):
+                z = teacher(input_ids=b["input_ids"], attention_mask=b["attention_mask"], position_ids=b["position_ids"], readouts=sel).logits
+            H[rows] = torch.stack([h[sel] for h in r["blocks"]], 1).float().cpu().numpy().astype(np.float16)  # (R_b, L, d)
+            Z[rows] = z.float().cpu().numpy().astype(np.float16)
+        H.flush(); Z.flush()
+        del H, Z
+        meta = dict(n_readouts=R, n_windows=len(w), n_layers=L, hidden=d, n_items=N, key=key, dtype="float16", bf16=bf16,
+                    created=time.time(), prompts=prompts)
         (tmp / "meta.json").write_text(json.dumps(meta))
         try: os.replace(tmp, path)
         except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same cache first
         return cls(path)
 
-# %% ../nbs/07_distill.ipynb #590d5455
-class DistillDataset(PromptDataset):
-    "Prompt examples that also carry their index, so the trainer can read their cached teacher signals."
-    def __getitem__(self, i): return dict(super().__getitem__(i), idx=i)
-
-class IndexCollator(PadCollator):
-    "`PadCollator` that keeps the examples' indices."
-    def __call__(self, rows: list) -> dict: return dict(super().__call__(rows), idx=torch.tensor([r["idx"] for r in rows]))
-
 # %% ../nbs/07_distill.ipynb #13a0e5f2
-class DistillationTrainer(Trainer):
-    "The HF `Trainer` with the distillation loss of `plan`; teacher signals from `cache` or from running `teacher`."
+def _first_rows(inputs: dict, n: int) -> dict:
+    "The batch cut to its first `n` rows, with the global readout indices of those rows only."
+    r = int((inputs["labels"][:n] != -100).sum())
+    return {k: (v[:r] if k == "ridx" else v[:n]) for k, v in inputs.items()}
+
+class DistillationTrainer(RecTrainer):
+    "The HF `Trainer` with the distillation loss of `plan` at every readout; teacher signals from `cache` or from running `teacher`."
     def __init__(self, *args, plan: Plan, teacher: LlmRecommender | None = None, cache: TeacherCache | None = None, **kw):
         super().__init__(*args, **kw)
         if plan.online and teacher is None: raise ConfigError(f"method {plan.method!r}: its terms need the teacher at every step; pass teacher=")
         if not plan.online and cache is None and teacher is None: raise ConfigError("DistillationTrainer: pass a teacher cache or the teacher")
         self.plan, self.teacher, self.cache, self._terms = plan, teacher, cache, {}
 
-    def _teacher_signals(self, inputs: dict, idx) -> dict:
+    def _teacher_signals(self, inputs: dict, sel, ridx) -> dict:
         p = self.plan
         if self.cache is not None and not p.online:
             dev = inputs["input_ids"].device
-            return {k: v.to(dev) for k, v in self.cache.get(idx.cpu().numpy(), [t for _, t in p.pairs]).items()}
+            return {k: v.to(dev) for k, v in self.cache.get(ridx.cpu().numpy(), [t for _, t in p.pairs]).items()}
         with torch.no_grad(), record_blocks(self.teacher, values=p.minilm > 0) as r:
-            out = self.teacher(**inputs, output_attentions=p.attention > 0 or p.minilm > 0)
+            out = self.teacher(**inputs, readouts=sel, output_attentions=p.attention > 0 or p.minilm > 0)
         return dict(logits=out.logits, blocks=r["blocks"], attentions=out.attentions, values=r.get("values"))
 
     def _share(self, n: int) -> tuple:
-        "Under N processes: how many of this process's `n` rows are real examples, and the loss scale that makes DDP's average the global batch's mean."
+        "Under N processes: how many of this process's `n` rows are real windows, and the loss scale that makes DDP's average the global mean."
         world, G = self.args.world_size, n * self.args.world_size
         if world == 1 or n != self.args.per_device_train_batch_size or self.args.dataloader_drop_last: return n, None
-        # accelerate pads the last global batch of an epoch to G with examples from the epoch's start, after the real ones in rank order
-        N = len(self.train_dataset); per_epoch = math.ceil(N / G)
-        L = N - (per_epoch - 1) * G if self.state.global_step % per_epoch == per_epoch - 1 else G  # real examples in this global batch
+        # accelerate pads the last global batch of an epoch to G with windows from the epoch's start, after the real ones in rank order
+        N = len(self.train_dataset)
+        per_epoch = math.ceil(N / G)
+        L = N - (per_epoch - 1) * G if self.state.global_step % per_epoch == per_epoch - 1 else G  # real windows in this global batch
         real = min(max(L - self.args.process_index * n, 0), n)
         return real, real * world / L
 
+    def _layer_term(self, rs, t, sel, mask, w, to_t):
+        "gamma * the weighted layer loss over the matched pairs, at the readouts (or over all real tokens)."
+        p, lay = self.plan, 0.0
+        for k, ((j, l), wj) in enumerate(zip(p.pairs, w)):
+            if wj == 0: continue
+            hs = to_t(rs["blocks"][j])  # (B, T, d_t)
+            if p.tokens == "all": lay = lay + wj * layer_loss(hs, t["blocks"][l], p.layer_loss, mask)
+            else: lay = lay + wj * layer_loss(hs[sel], t["hidden"][:, k] if "hidden" in t else t["blocks"][l][sel], p.layer_loss)
+        return p.gamma * lay
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "ridx" not in inputs: return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # validation rows
         p, inputs = self.plan, dict(inputs)
         real, scale = self._share(len(inputs["idx"]))
-        if real < len(inputs["idx"]): inputs = {k: v[:max(real, 1)] for k, v in inputs.items()}  # drop the padding (one row, scaled to 0, if all is)
-        idx, labels = inputs.pop("idx"), inputs.pop("labels")
+        if real < len(inputs["idx"]): inputs = _first_rows(inputs, max(real, 1))  # drop the padding (one row, scaled to 0, if all is)
+        inputs.pop("idx")
+        ridx, labels = inputs.pop("ridx"), inputs.pop("labels")
+        sel, mask = labels != -100, inputs["attention_mask"]  # (B, T) readouts and real tokens
         stu = self.accelerator.unwrap_model(model)
-        with record_blocks(stu, values=p.minilm > 0) as rs:
-            out = model(**inputs, output_attentions=p.attention > 0 or p.minilm > 0)
-        terms = dict(task=(1 - p.alpha) * F.cross_entropy(out.logits.float(), labels))
-        if p.alpha > 0 or p.gamma > 0 or p.attention > 0 or p.minilm > 0: t = self._teacher_signals(inputs, idx)
+        attn = p.attention > 0 or p.minilm > 0
+        with record_blocks(stu, values=p.minilm > 0) as rs: out = model(**inputs, readouts=sel, output_attentions=attn)
+        terms = dict(task=(1 - p.alpha) * F.cross_entropy(out.logits.float(), labels[sel]))
+        if p.alpha > 0 or p.gamma > 0 or attn: t = self._teacher_signals(inputs, sel, ridx)
         if p.alpha > 0: terms["kd"] = p.alpha * kd_loss(out.logits, t["logits"], p.tau)
-        progress = self.state.global_step / max(self.state.max_steps, 1)
-        w, mask = p.active_weights(progress), inputs["attention_mask"]
-        to_t = getattr(stu, "to_teacher", None) or (lambda h: h)
-        if p.gamma > 0:
-            lay = 0.0
-            for k, ((j, l), wj) in enumerate(zip(p.pairs, w)):
-                if wj == 0: continue
-                hs = to_t(rs["blocks"][j])
-                if p.tokens == "all": lay = lay + wj * layer_loss(hs, t["blocks"][l], p.layer_loss, mask)
-                else: lay = lay + wj * layer_loss(hs[:, -1], t["hidden"][:, k] if "hidden" in t else t["blocks"][l][:, -1], p.layer_loss)
-            terms["layer"] = p.gamma * lay
+        w = p.active_weights(self.state.global_step / max(self.state.max_steps, 1))
+        if p.gamma > 0: terms["layer"] = self._layer_term(rs, t, sel, mask, w, getattr(stu, "to_teacher", None) or (lambda h: h))
         if p.attention > 0:
-            terms["attention"] = p.attention * sum(wj * attention_loss(out.attentions[j], t["attentions"][l], mask) for (j, l), wj in zip(p.pairs, w) if wj > 0)
+            att = sum(wj * attention_loss(out.attentions[j], t["attentions"][l], mask) for (j, l), wj in zip(p.pairs, w) if wj > 0)
+            terms["attention"] = p.attention * att
         if p.minilm > 0:
             n_rel = self.teacher.config.lm["num_key_value_heads"]
             terms["minilm"] = p.minilm * minilm_loss(out.attentions[-1], t["attentions"][-1], rs["values"], t["values"], mask, n_rel)
         loss = sum(terms.values())
         if not torch.isfinite(loss):
             raise DistillError(f"{p.method}: the loss is {loss.item()} at step {self.state.global_step} (terms: "
-                               f"{ {k: float(v) for k, v in terms.items()} }); the last good checkpoint is {last_checkpoint(self.args.output_dir)}. "
-                               "Lower DistillCfg.lr or check the teacher cache and inputs.")
+                               f"{ {k: float(v) for k, v in terms.items()} }); the last good checkpoint is "
+                               f"{last_checkpoint(self.args.output_dir)}. Lower DistillCfg.lr or check the teacher cache and inputs.")
         if scale is not None: loss, terms = loss * scale, {k: v * scale for k, v in terms.items()}
         for k, v in terms.items(): self._terms.setdefault(k, []).append(float(v.detach()))
         return (loss, out) if return_outputs else loss
@@ -308,16 +327,18 @@ class DistillationTrainer(Trainer):
     def log(self, logs: dict, *args, **kw):
         "Add the mean of each loss term since the last log (over all processes)."
         if "loss" in logs:
-            terms = {f"loss_{k}": float(np.mean(v)) for k, v in self._terms.items()}; self._terms = {}
+            terms = {f"loss_{k}": float(np.mean(v)) for k, v in self._terms.items()}
+            self._terms = {}
             if self.args.world_size > 1 and terms:  # every process calls log here: the means over the whole global batch, as with one process
-                terms = dict(zip(terms, self.accelerator.reduce(torch.tensor(list(terms.values()), device=self.args.device), "mean").tolist()))
+                vals = torch.tensor(list(terms.values()), device=self.args.device)
+                terms = dict(zip(terms, self.accelerator.reduce(vals, "mean").tolist()))
             logs.update(terms)
         super().log(logs, *args, **kw)
 
 # %% ../nbs/07_distill.ipynb #4c187987
 def distill(
     teacher: LlmRecommender,  # the fine-tuned teacher recommender
-    train: Examples,  # training examples (subsampled to cfg.max_train_examples with `seed`)
+    train,  # readout `Windows` (or one-target `Examples`), subset to cfg.max_train_examples targets with `seed`
     prompter,  # a `lwa.recommender.Prompter`
     method: str,  # a name in METHODS
     cfg: DistillCfg,  # loss defaults and budget
@@ -326,10 +347,11 @@ def distill(
     fisher=None,  # per-teacher-layer Fisher values (the Fisher methods)
     beta: float | None = None,  # fisher_semantic / fisher_adaptive: beta (None: cfg.beta)
     seed: int = 0,
+    valid: Examples | None = None,  # validation examples: N@10 selects the best checkpoint and stops early
     cache_root=None,  # teacher cache folder (None: the lwa cache folder)
     cache=None,  # a TeacherCache to read instead of building one
     resume: bool = True,
-    save_steps: int = 100,
+    save_steps: int = 100,  # checkpoint interval without validation
     callbacks=(),
     **args,  # more TrainingArguments
 ):
@@ -339,31 +361,38 @@ def distill(
     layers = select_layers(n_t, k) if m.layers == "uniform" else fisher_layers(fisher, k, "spread" if m.layers == "fisher" else "top")
     plan = make_plan(method, cfg, layers, n_t, fisher, beta)
     student = student_of(teacher, strategy=layers, hidden_size=cfg.student_hidden)
-    freeze_below(student, len(layers))
-    ex = train.subsample(cfg.max_train_examples, seed)
-    if cache is not None and len(cache) != len(ex): raise ConfigError(f"cache: holds {len(cache)} examples, the run trains on {len(ex)}; build it on the same examples")
-    if cache is not None and cache.meta.get("prompts") not in (None, sha256_json([prompter(h) for h in ex.histories])[:16]):  # None: a cache from before this check
-        raise ConfigError(f"cache: {cache.path} holds the teacher's signals for other prompts (another tokenizer or other examples); pass cache=None to build the right one")
-    if cache is None and not plan.online and (plan.alpha > 0 or plan.gamma > 0): cache = TeacherCache.build(teacher, ex, prompter, cache_root)
+    w = as_windows(train, prompter).subset(cfg.max_train_examples, seed)
+    bf16 = use_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu")
+    if cache is not None and (len(cache) != w.n_targets or cache.meta.get("prompts") != _prompts_digest(WindowDataset(w, prompter))):
+        raise ConfigError(f"cache: {cache.path} holds the teacher's signals for other windows ({len(cache)} readouts; the run trains on "
+                          f"{w.n_targets}, or other prompts); pass cache=None to build the right one")
+    if cache is None and not plan.online and (plan.alpha > 0 or plan.gamma > 0):
+        cache = TeacherCache.build(teacher, w, prompter, cache_root, bf16=bf16)
     attn = plan.attention > 0 or plan.minilm > 0
     if attn: [x.set_attn_implementation("eager") for x in (student, teacher)]
-    tcfg = TrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, max_train_examples=cfg.max_train_examples)
-    ta = training_args(tcfg, out_dir, seed, save_steps, **args)
-    tr = DistillationTrainer(model=student, args=ta, train_dataset=DistillDataset(ex, prompter), data_collator=IndexCollator(prompter.pad_id),
-                             plan=plan, teacher=teacher, cache=cache, callbacks=list(callbacks))
-    ck = last_checkpoint(ta.output_dir) if resume else None
-    if ck and tr.is_world_process_zero(): print(f"{method}: resuming from {ck}", flush=True)
-    try: tr.train(resume_from_checkpoint=ck)
+    tcfg = TrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, train_top_layers=len(layers), bf16=cfg.bf16,
+                    valid_users=None, evals_per_epoch=cfg.evals_per_epoch, patience=cfg.patience)
+    try:
+        student, log = train_recommender(student, w, prompter, tcfg, out_dir, seed, valid=valid, resume=resume, save_steps=save_steps,
+                                         callbacks=callbacks, trainer_cls=DistillationTrainer, desc=method,
+                                         trainer_kw=dict(plan=plan, teacher=teacher, cache=cache), **args)
     finally:
         if attn: [x.set_attn_implementation("sdpa") for x in (student, teacher)]
-    return student.eval(), tr.state.log_history, plan
+    return student.eval(), log, plan
 
 # %% ../nbs/07_distill.ipynb #178989d2
+def _saved_recommender(path) -> bool:
+    "Whether `path` is a folder holding a saved `LlmRecommender` (a teacher to use as it is)."
+    f = Path(path) / "config.json"
+    try: return f.is_file() and json.loads(f.read_text()).get("model_type") == "lwa_llmrec"
+    except (OSError, ValueError): return False
+
 def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
     "The fine-tuned teacher for profile `cfg` and dataset `ds`: (recommender, tokenizer, folder); fine-tuned and cached when no exp_teacher run has it."
     from lwa.core import find_run
     from lwa.models import load_teacher
     from lwa.recommender import Prompter, from_lm, load_recommender, train_recommender
+    if _saved_recommender(cfg.model.teacher): return (*load_recommender(cfg.model.teacher), Path(cfg.model.teacher))  # used as it is
     name = f"{cfg.name}-{ds.name}-{Path(cfg.model.teacher).name}-seed{seed}"
     try: tdir = find_run("exp_teacher", name + "-", root=root) / "teacher"
     except FileNotFoundError: tdir = None
@@ -372,7 +401,9 @@ def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
         if not (tdir / "model.safetensors").is_file():
             lm, tok = load_teacher(cfg.model.teacher, cfg.model.dtype, cfg.model.device, cfg.model.trust_remote_code, seed=seed)
             prompter = Prompter(tok, ds.items.title.tolist(), cfg.data.max_title_tokens, cfg.data.max_history)
-            rec, _ = train_recommender(from_lm(lm, prompter.titles), sp.train, prompter, cfg.train, tdir.with_name(tdir.name + ".work"), seed=seed)
+            w = train_windows(sp, prompter.kept)
+            rec, _ = train_recommender(from_lm(lm, prompter.titles), w, prompter, cfg.train, tdir.with_name(tdir.name + ".work"), seed=seed,
+                                       valid=sp.valid)
             rec.save_pretrained(tdir); tok.save_pretrained(tdir)
             shutil.rmtree(tdir.with_name(tdir.name + ".work"), ignore_errors=True)
     return (*load_recommender(tdir), tdir)  # the model and its saved tokenizer, checked to fit each other
@@ -392,7 +423,8 @@ def fisher_for(cfg, ds, sp, teacher, prompter, seed: int = 0, n_examples: int = 
 # %% ../nbs/07_distill.ipynb #09911971
 def _scored(model, test: Examples, prompter, cfg, cands=None) -> tuple:
     "Per-user test metrics (full ranking and, given candidates, sampled) as a DataFrame, and their means."
-    ev = evaluate(model, test, prompter, cfg.eval.ks, cfg.eval.exclude_history, cands=cands)
+    bf16 = use_bf16(cfg.distill.bf16, "cuda" if torch.cuda.is_available() else "cpu")
+    ev = evaluate(model, test, prompter, cfg.eval.ks, cfg.eval.exclude_history, cands=cands, bf16=bf16)
     per = pd.DataFrame(dict(user=test.users, **{f"test|{proto}|{k}": v for proto, d in ev.items() for k, v in d.items()}))
     return per, {c: float(per[c].mean()) for c in per.columns if c != "user"}
 
@@ -439,8 +471,9 @@ def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: E
     if not run.done:
         b, t0 = run.config["beta"], time.time()
         ck = last_checkpoint(run.path / "checkpoints") if args.get("resume", True) else None
-        stu, log, plan = distill(teacher, sp.train, prompter, method, cfg.distill, run.path, k=cfg.model.student_layers, fisher=fisher,
-                                 beta=b, seed=seed, **args)
+        w = train_windows(sp, prompter.kept, cfg.distill.max_train_examples, seed)
+        stu, log, plan = distill(teacher, w, prompter, method, cfg.distill, run.path, k=cfg.model.student_layers, fisher=fisher,
+                                 beta=b, seed=seed, valid=valid, **args)
         train_s, g = time.time() - t0, _group()
         if g is None or g.get_rank() == 0:
             per, summary = _scored(stu, test, prompter, cfg, cands)
@@ -448,7 +481,7 @@ def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: E
             summary.update({f"valid|full|{k}": float(v.mean()) for k, v in ev_v["full"].items()})
             metrics = dict(method=method, description=get_method(method).description, dataset=ds.name, synthetic=bool(ds.info.get("synthetic", False)),
                            seed=seed, beta=b, summary=summary, train_time_s=train_s,
-                           n_train_examples=min(len(sp.train), cfg.distill.max_train_examples or len(sp.train)),
+                           n_train_examples=w.n_targets, n_windows=len(w),
                            student_layers=stu.config.lm["lwa_teacher_layers"], pairs=plan.pairs, weights=plan.weights, teacher=teacher_id,
                            processes=1 if g is None else g.get_world_size(), resumed_from=ck and Path(ck).name, run_id=run.run_id)
             run.write_json("train_log.json", log); _finish(run, metrics, per, ds, seed)
@@ -485,6 +518,7 @@ class SweepData:
     teacher: LlmRecommender
     prompter: object
     teacher_dir: Path
+    teacher_id: str  # a digest of the teacher's weights: a unit's identity, wherever the checkout sits
     test: Examples
     valid: Examples
     cands: np.ndarray
@@ -493,7 +527,7 @@ class SweepData:
     def pending(self, method: str, seed: int, root=None) -> bool:
         "Whether `method` at `seed` has a unit left to train (for fisher_adaptive: any beta candidate's)."
         todo = [("fisher_semantic", b) for b in self.cfg.distill.betas] if method == "fisher_adaptive" else [(method, None)]
-        return any(not unit_run(self.cfg, self.ds, m, seed, self.test, self.valid, self.fisher, b, str(self.teacher_dir), root).done for m, b in todo)
+        return any(not unit_run(self.cfg, self.ds, m, seed, self.test, self.valid, self.fisher, b, self.teacher_id, root).done for m, b in todo)
 
     def run(self, method: str, seed: int, num_processes: int = 1, accelerate_config=None, **kw) -> tuple:
         "`run_method` for this dataset; with `num_processes` > 1 or an accelerate config, an unfinished unit trains under `launch_unit` first."
@@ -503,7 +537,7 @@ class SweepData:
                 raise DistillError(f"`{shlex.join(cmd)}` ended without finishing the unit of {method!r}, seed {seed}: it resolved another configuration "
                                    "(profile, teacher or root); run it by hand to see which")
         return run_method(method, self.cfg, self.ds, self.sp, self.teacher, self.prompter, seed, self.test, self.valid, self.cands, self.fisher,
-                          teacher_id=str(self.teacher_dir), **kw)
+                          teacher_id=self.teacher_id, **kw)
 
 def sweep_data(cfg, dataset: str, fisher: bool = True, root=None) -> SweepData:
     "Load `dataset` under profile `cfg` with its teacher (and Fisher values) for a sweep."
@@ -520,7 +554,7 @@ def sweep_data(cfg, dataset: str, fisher: bool = True, root=None) -> SweepData:
     pop = PopularityRecommender().fit(sp.train_sequences("test"), ds.n_items)
     cands = sample_candidates(test, ds.n_items, cfg.data.n_neg, cfg.data.neg_sampling, counts=pop.counts_, seed=0)
     f = fisher_for(cfg, ds, sp, rec, prompter, seed=0, root=root) if fisher else None
-    return SweepData(cfg, ds, sp, rec, prompter, tdir, test, valid, cands, f)
+    return SweepData(cfg, ds, sp, rec, prompter, tdir, model_digest(rec)[:16], test, valid, cands, f)
 
 # %% ../nbs/07_distill.ipynb #6686d412
 def compare(per_user: dict, metric: str = "test|full|ndcg@10", refs=("uniform", "nokd"), n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> tuple:

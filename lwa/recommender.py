@@ -269,7 +269,7 @@ def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, 
                   metric_for_best_model="ndcg@10", greater_is_better=True, per_device_eval_batch_size=2 * cfg.batch_size)
     return TrainingArguments(**{**kw, **args})
 
-# %% ../nbs/04_recommender.ipynb #ceaf82d1
+# %% ../nbs/04_recommender.ipynb #acedd88d
 class RecTrainer(Trainer):
     "The `Trainer` with validation rows in their given order, so that the metrics can exclude each user's history."
     def _get_eval_sampler(self, eval_dataset): return torch.utils.data.SequentialSampler(eval_dataset)
@@ -288,7 +288,7 @@ def validation_rows(valid: Examples, prompter, n: int | None = None, seed: int =
     v = v.take(np.argsort([len(prompter(h)) for h in v.histories], kind="stable"))
     return v, PromptDataset(v, prompter)
 
-# %% ../nbs/04_recommender.ipynb #864260b8
+# %% ../nbs/04_recommender.ipynb #94ef5af8
 def as_windows(train, prompter) -> Windows:
     "Readout windows as they are, or one window per one-target example."
     return train if isinstance(train, Windows) else example_windows(train, prompter.kept)
@@ -306,6 +306,7 @@ def train_recommender(
     callbacks=(),
     trainer_cls=None,  # a RecTrainer subclass (distillation passes its own)
     trainer_kw: dict | None = None,  # its extra keywords
+    desc: str = "",  # a name for the messages (e.g. the distillation method)
     **args,  # TrainingArguments overrides
 ):
     "Fine-tune `model` with the HF `Trainer` at every readout; returns (trained model, log history)."
@@ -323,7 +324,7 @@ def train_recommender(
     tr = (trainer_cls or RecTrainer)(model=m, args=ta, train_dataset=WindowDataset(w, prompter), data_collator=PadCollator(prompter.pad_id),
                                      callbacks=cbs, **ev, **(trainer_kw or {}))
     ck = last_checkpoint(ta.output_dir) if resume else None
-    if ck and tr.is_world_process_zero(): print(f"resuming from {ck}", flush=True)
+    if ck and tr.is_world_process_zero(): print(f"{desc + ': ' if desc else ''}resuming from {ck}", flush=True)
     tr.train(resume_from_checkpoint=ck)
     m = m.merge_and_unload() if cfg.lora_r > 0 else m
     return m.eval(), tr.state.log_history
