@@ -258,11 +258,11 @@ PROFILES = {
         eval=EvalCfg(n_boot=500), distill=DistillCfg(epochs=3.0, batch_size=32, lr=3e-3, betas=(0.0, 1.0, 4.0)), seeds=(0,)),
     "paper": lambda: Profile(
         "paper", "Real Amazon data from ../shared/data and the pretrained SmolLM2-135M teacher on 2 CPU cores.",
-        data=DataCfg(dataset="office", max_history=8, max_title_tokens=12, n_neg=99),
+        data=DataCfg(dataset="office", max_history=20, max_title_tokens=12, n_neg=99),
         model=ModelCfg(teacher="smollm2-135m", student_layers=6),
-        train=TrainCfg(epochs=1.0, batch_size=8, lr=1e-4, max_train_examples=3000, train_top_layers=8),
+        train=TrainCfg(epochs=3.0, batch_size=16, lr=3e-4, train_top_layers=8, valid_users=1000, evals_per_epoch=2, patience=2),
         eval=EvalCfg(max_eval_users=1000, n_boot=1000),
-        distill=DistillCfg(epochs=1.0, batch_size=8, lr=3e-4, max_train_examples=800, valid_users=200), seeds=(0, 1, 2)),
+        distill=DistillCfg(epochs=2.0, batch_size=16, lr=3e-4, valid_users=1000, evals_per_epoch=2, patience=2), seeds=(0, 1, 2)),
     "gpu": lambda: Profile(
         "gpu", "Llama-3-8B teacher in bf16 on GPU(s), official Amazon data; run under `accelerate launch`.",
         data=DataCfg(dataset="amazon2023:Office_Products", max_history=20, max_title_tokens=32, n_neg=99),
@@ -446,6 +446,7 @@ EXP_PARAMS = {  # experiment notebook -> parameter -> the type its value must ha
                        fig_dir=_OPT_STR),
     "exp_weights": dict(profile=str, dataset=_OPT_STR, seeds=list[int] | None, strategies=list[str], selections=list[str], out_dir=_OPT_STR,
                         fig_dir=_OPT_STR),
+    "exp_pilot": dict(profile=str, dataset=_OPT_STR, seed=int, budget_targets=int, valid_users=int, options=dict, out_dir=_OPT_STR),
     "exp_distill": dict(profile=str, datasets=list[str] | None, teacher=_OPT_STR, student_layers=_OPT_INT, student_hidden=_OPT_INT,
                         methods=list[str] | None, seeds=list[int] | None, max_train_examples=_OPT_INT, out_dir=_OPT_STR, fig_dir=_OPT_STR,
                         num_processes=int, accelerate_config=_OPT_STR, save_steps=int),

@@ -6,7 +6,7 @@
 __all__ = ['PROMPT_HEAD', 'PROMPT_ITEM', 'PROMPT_END', 'VERBALIZER_QUESTION', 'VERBALIZER_ANSWER', 'Prompter', 'IdPrompter',
            'LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'load_recommender', 'student_of', 'autocast',
            'score_items', 'evaluate', 'last_checkpoint', 'freeze_below', 'training_args', 'RecTrainer',
-           'ValidationNdcg', 'validation_rows', 'as_windows', 'train_recommender', 'id_recommender',
+           'ValidationNdcg', 'validation_rows', 'as_windows', 'train_recommender', 'validation_curve', 'id_recommender',
            'verbalizer_scores']
 
 # %% ../nbs/04_recommender.ipynb #7b47181c
@@ -19,6 +19,7 @@ import sys
 from contextlib import nullcontext
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -328,6 +329,12 @@ def train_recommender(
     tr.train(resume_from_checkpoint=ck)
     m = m.merge_and_unload() if cfg.lora_r > 0 else m
     return m.eval(), tr.state.log_history
+
+def validation_curve(log: list) -> pd.DataFrame:
+    "Validation N@10 and HR@10 at each evaluation of a `Trainer` log history: columns epoch, step, ndcg@10, hr@10."
+    rows = [dict(epoch=r["epoch"], step=r["step"], **{"ndcg@10": r["eval_ndcg@10"], "hr@10": r.get("eval_hr@10")})
+            for r in log if "eval_ndcg@10" in r]
+    return pd.DataFrame(rows, columns=["epoch", "step", "ndcg@10", "hr@10"])
 
 # %% ../nbs/04_recommender.ipynb #b1659a7e
 def id_recommender(n_items: int, n_layers: int = 2, hidden: int = 64, heads: int = 2, max_history: int = 50, dropout: float = 0.2,
