@@ -277,3 +277,7 @@ def main(argv=None):
     if a.run is None: ap.error(f"{a.what}: name the source run")
     if a.what == "bench": return print(json.dumps({k: v for k, v in bench_aggregate(a.run, a.root).items() if k != "provenance"}))
     print(reaggregate(a.what, a.run, a.root, n_boot=a.n_boot, ci=a.ci, test=a.test))
+
+# %% ../nbs/07a_aggregate.ipynb #c6e3fd25
+#| eval: false
+if __name__ == "__main__": main()
