@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['METRICS', 'REFS', 'distill_tables', 'speed_table', 'write_distill', 'weights_tables', 'teacher_pairs',
-           'write_weights', 'teacher_summary', 'load_distill_run', 'load_weights_run', 'reaggregate', 'aggregate_of',
-           'rekey_units', 'bench_aggregate', 'main']
+           'write_weights', 'teacher_summary', 'beta_figure', 'load_distill_run', 'load_weights_run', 'reaggregate',
+           'aggregate_of', 'rekey_units', 'bench_aggregate', 'main']
 
 # %% ../nbs/07a_aggregate.ipynb #548ff135
 import json
@@ -97,6 +97,21 @@ def teacher_summary(systems: dict, ev, seed: int = 0) -> pd.DataFrame:
     "exp_teacher's summary: protocol -> system -> {metric: per-user array}, each mean with its bootstrap interval over users."
     from lwa.metrics import summarize_systems
     return pd.concat([summarize_systems(m, proto, ev.n_boot, ev.ci, seed) for proto, m in systems.items()], ignore_index=True)
+
+# %% ../nbs/07a_aggregate.ipynb #bfbd4c04
+def beta_figure(bsum: pd.DataFrame, summ: pd.DataFrame, title: str, stem):
+    "exp_weights's β figure: test N@10 with its interval at each β, `uniform` and `fisher` as lines; saved as stem.pdf and stem.png."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    err = [bsum["mean"] - bsum.ci_low, bsum.ci_high - bsum["mean"]]
+    ax.errorbar(bsum.beta, bsum["mean"], yerr=err, marker="o", capsize=3, label="fisher_semantic")
+    for ref, ls in (("uniform", "--"), ("fisher", ":")):
+        if ref in set(summ.method): ax.axhline(summ.set_index("method").loc[ref, "mean"], ls=ls, color="gray", label=ref)
+    ax.set_xticks(bsum.beta); ax.set_xlabel("β"); ax.set_ylabel("test NDCG@10 (full ranking)")
+    ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
+    fig.tight_layout()
+    for e in ("pdf", "png"): fig.savefig(f"{stem}.{e}", dpi=150)
+    return fig
 
 # %% ../nbs/07a_aggregate.ipynb #81294289
 def _units_index(root, profile: str) -> list:
@@ -190,6 +205,7 @@ def reaggregate(
     root=None,  # the results folder holding the run and its units (default: results/)
     out=None,  # where the `aggregate` run goes (default: root)
     n_boot: int | None = None, ci: float | None = None, test: str | None = None,  # None: this lwa's profile defaults
+    fig_dir=None,  # exp_weights: where its β figure is redrawn from the new intervals (default: figures/)
 ) -> Path:
     "Recompute a finished run's tables from its per-user files (no model, nothing trained) into a new run `aggregate/{experiment}-{run id}-*`."
     src = Path(run) if Path(run).is_dir() else Path(root or results_root()) / experiment / run
@@ -197,7 +213,7 @@ def reaggregate(
     t0 = time.time()
     agg, conf, m, prov = _aggregate_run(experiment, src, _settings(json.loads((src / "config.json").read_text()), n_boot, ci, test), out or root)
     ev, note = Profile.from_dict(agg.config["profile"]).eval, dict(source_run=src.name, source_experiment=experiment)
-    if agg.done: return agg.path
+    if agg.done: return _redraw(experiment, agg.path, fig_dir)
     if experiment == "exp_distill":
         table, sig = distill_tables(load_distill_run(src, root), ev, root)
         keep = {k: m[k] for k in ("info", "speed", "figure", "processes", "accelerate_config") if k in m}
@@ -212,7 +228,18 @@ def reaggregate(
         atomic_write_csv(agg.path / "summary.csv", table)
         agg.finish(dict(metrics, **note, aggregate_s=time.time() - t0), seed=conf["seed"], data_checksum=prov["data_checksum"])
     else: raise ValueError(f"experiment: re-aggregation knows exp_distill, exp_weights and exp_teacher, got {experiment!r}")
-    return agg.path
+    return _redraw(experiment, agg.path, fig_dir)
+
+def _redraw(experiment: str, path: Path, fig_dir=None) -> Path:
+    "Redraw the figure a re-aggregation changes (exp_weights's β intervals) from its files; returns `path`."
+    if experiment != "exp_weights": return path
+    import matplotlib.pyplot as plt
+    from lwa.core import project_root
+    m = json.loads((path / "metrics.json").read_text())
+    n, synth = len(m["seeds"]), " (SYNTHETIC)" if m.get("synthetic") else ""
+    title = f"β sensitivity: {m['dataset']}{synth}, {n} seed{'s' * (n > 1)}"
+    plt.close(beta_figure(pd.read_csv(path / "beta.csv"), pd.read_csv(path / "strategies.csv"), title, Path(fig_dir or project_root() / "figures") / m["figure"]))
+    return path
 
 def aggregate_of(experiment: str, run_path, root=None) -> Path | None:
     "The newest finished re-aggregation of the run at `run_path`, or None."
