@@ -213,7 +213,7 @@ def _by_seed(x, name: str) -> np.ndarray:
     "Per-seed, per-user values as a NaN-free float array (S, n); a 1-D array is one seed."
     x = np.asarray(_np(x), dtype=np.float64)
     if x.ndim not in (1, 2) or not len(x):
-        raise ValueError(f"{name}: expected per-user values (n,) or per-seed, per-user values (S, n), got shape {x.shape}")
+        raise ValueError(f"{name}: expected per-user values (n,) or per-seed, per-user values (S, n), got {x.shape}")
     return np.stack([_per_user(r, name) for r in (x[None] if x.ndim == 1 else x)])
 
 def _user_means(X: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -228,7 +228,7 @@ def _user_means(X: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndar
     return np.concatenate(out)
 
 def _seed_counts(S: int, n_boot: int, seed: int) -> np.ndarray:
-    "How often each of S seeds is drawn in each of `n_boot` resamples of S seeds with replacement: (n_boot, S); one seed: ones."
+    "How often each of S seeds is drawn in `n_boot` resamples of S seeds with replacement: (n_boot, S); one seed: ones."
     if S == 1: return np.ones((n_boot, 1))
     idx = np.random.default_rng([seed, S]).integers(0, S, (n_boot, S))
     return np.stack([(idx == s).sum(1) for s in range(S)], 1).astype(np.float64)
@@ -256,10 +256,14 @@ def _check_systems(systems: dict, pairs, test: str) -> dict:
     "The systems as (S, n) arrays, checked against each other and the pairs."
     if test not in SIG_TESTS: raise ValueError(f"test: must be one of {SIG_TESTS}, got {test!r}")
     X = {k: _by_seed(v, f"systems[{k!r}]") for k, v in systems.items()}
-    if not X or len({x.shape[1] for x in X.values()}) > 1: raise ValueError(f"systems: expected systems scored on the same users, got shapes { {k: x.shape for k, x in X.items()} }")
+    if not X or len({x.shape[1] for x in X.values()}) > 1:
+        shapes = {k: x.shape for k, x in X.items()}
+        raise ValueError(f"systems: expected the same users in every system, got {shapes}")
     for a, b in pairs:
         if a not in X or b not in X: raise ValueError(f"pairs: ({a!r}, {b!r}) names a system not in systems {list(X)}")
-        if 1 < len(X[a]) != len(X[b]) > 1: raise ValueError(f"pairs: {a!r} has {len(X[a])} seeds, {b!r} {len(X[b])}; paired seeds need the same seeds (or one seed: a fixed reference)")
+        if 1 < len(X[a]) != len(X[b]) > 1:
+            raise ValueError(f"pairs: {a!r} has {len(X[a])} seeds, {b!r} {len(X[b])}; paired seeds need the same seeds "
+                             "(or one seed: a fixed reference)")
     return X
 
 # %% ../nbs/02_metrics.ipynb #a61e7ba9
@@ -276,7 +280,7 @@ def _pair_row(X: dict, R: dict, a: str, b: str, n_boot: int, ci: float, seed: in
                 p_wilcoxon=paired_test(pooled, np.zeros_like(pooled))["p_value"], n_seeds=len(d), test=name)
 
 def _with_holm(sig: pd.DataFrame) -> pd.DataFrame:
-    "Holm over the family of distinct comparisons (a pair and its mirror are one test): `p_holm`, `p_users_holm`, `family_size`."
+    "Holm over the distinct comparisons (a pair and its mirror are one test): `p_holm`, `p_users_holm`, `family_size`."
     key = [frozenset(k) for k in zip(sig.method, sig.ref)]
     first = ~pd.Series(key).duplicated().to_numpy()
     for col, out in (("p_value", "p_holm"), ("p_users", "p_users_holm")):
@@ -287,14 +291,14 @@ def _with_holm(sig: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/02_metrics.ipynb #025a1ae4
 def compare_systems(
-    systems: dict,  # name -> per-seed, per-user values (S, n) or (n,): the same users in the same order, seeds in the same order
+    systems: dict,  # name -> per-seed, per-user values (S, n) or (n,): users and seeds in the same order for all
     pairs=(),  # (system, reference) pairs: one Holm family (a pair and its mirror count once)
     n_boot: int = 20000,  # bootstrap resamples
     ci: float = 0.95,  # confidence level
     seed: int = 0,  # seed of the numpy Generators
-    test: str = "hierarchical",  # 'hierarchical' (seeds, then users) or 'users' (each user's metric averaged over the seeds)
+    test: str = "hierarchical",  # 'hierarchical' (seeds, then users) or 'users' (each user's mean over the seeds)
 ) -> tuple:
-    "(summary, significance): each system's mean and interval; each pair's mean difference, interval, p, Holm p, user-only p and Wilcoxon p."
+    "(summary, significance): means, intervals; each pair's difference, interval, p, Holm p, user-only p, Wilcoxon p."
     _check_boot(n_boot, ci)
     X = _check_systems(systems, pairs, test)
     R = _resampled(X, int(n_boot), seed)
@@ -302,8 +306,9 @@ def compare_systems(
     for k, x in X.items():
         st, name = _statistic(R[k], test, int(n_boot), seed)
         lo, hi, _ = _interval_p(st, ci, True)
-        summ.append(dict(system=k, mean=float(x.mean()), ci_low=lo, ci_high=hi, seed_std=float(np.std(x.mean(1), ddof=1)) if len(x) > 1 else float("nan"),
-                         n_seeds=len(x), n_users=x.shape[1], test=name))
+        sd = float(np.std(x.mean(1), ddof=1)) if len(x) > 1 else float("nan")
+        summ.append(dict(system=k, mean=float(x.mean()), ci_low=lo, ci_high=hi, seed_std=sd, n_seeds=len(x),
+                         n_users=x.shape[1], test=name))
     sig = pd.DataFrame([_pair_row(X, R, a, b, int(n_boot), ci, seed, test) for a, b in pairs], columns=_SIG_COLS)
     return pd.DataFrame(summ), _with_holm(sig)
 
@@ -314,7 +319,7 @@ def hierarchical_bootstrap(
     ci: float = 0.95,  # confidence level
     seed: int = 0,  # seed of the numpy Generators
 ) -> dict:
-    "Mean of `a - b`, its two-level (seeds, then users) interval and add-one p-value, the user-only p and the Wilcoxon p."
+    "Mean of `a - b`, its two-level (seeds, then users) interval and add-one p, the user-only p and the Wilcoxon p."
     return compare_systems(dict(a=a, b=b), [("a", "b")], n_boot, ci, seed)[1].iloc[0].drop(["method", "ref"]).to_dict()
 
 def holm_floor(n_boot: int, m: int) -> float:

@@ -279,16 +279,20 @@ def part_teacher(P: Paper):
             rows.append([sysname, m100(f["mean"]), ci(f["ci_low"], f["ci_high"]), m100(_get(S, sysname, "full", "hr@10")["mean"]), m100(s["mean"]), m100(sm["mean"])])
         t = _get(S, "teacher (fine-tuned)", "full", "ndcg@10"); P.macros[f"{D}TeacherNDCGLow"], P.macros[f"{D}TeacherNDCGHigh"] = m100(t["ci_low"]), m100(t["ci_high"])
         for k, v in m["paired_vs_teacher"].items():
-            o = outcome(v["mean_diff"], p=v["p_holm"], alpha=ALPHA) if "p_holm" in v else outcome(v["mean_diff"], v["ci_low"], v["ci_high"])
+            seed_aware = "p_holm" in v  # a re-aggregated run: Holm-corrected p; an older one: the interval
+            o = outcome(v["mean_diff"], p=v["p_holm"], alpha=ALPHA) if seed_aware else None
+            o = o or outcome(v["mean_diff"], v["ci_low"], v["ci_high"])
             P.macros.select(f"{D}TeacherVs{SYSTEMS[k]}", OUTCOMES, o)
             P.macros[f"{D}TeacherMinus{SYSTEMS[k]}"] = m100(v["mean_diff"])
         figure(P, f"{D}TeacherFig", m["figure"], "exp_teacher"); speed.append(num(m["speedup_6_layer_student"], 1)); users.append(m["n_test_users"]); train.append(m["n_train_examples"])
         P.macros[f"{D}ThroughputSpeedup"] = speed[-1]; level = _level(src)
         fam = pd.DataFrame([dict(method="teacher", ref=k, **v) for k, v in m["paired_vs_teacher"].items()])
-        if ds == P.datasets[0]: family(P, "Teacher", fam, src, f"for each dataset, the fine-tuned teacher against each of {'; '.join(m['paired_vs_teacher'])}")
+        what = f"for each dataset, the fine-tuned teacher against each of {'; '.join(m['paired_vs_teacher'])}"
+        if ds == P.datasets[0]: family(P, "Teacher", fam, src, what)
     common(P, "TestUsers", [f"{u:,}" for u in users]); common(P, "TeacherTrainExamples", [f"{u:,}" for u in train])
     P.macros["SampledProtocol"], P.macros["SmallProtocol"] = tex_escape(samp), tex_escape(small or "--")
-    P.tables["teacher"] = Table(["System", "N@10", f"{level}% CI", "H@10", "N@10 (s)", "N@10 (s20)"], rows, "@{}lrcrrr@{}")
+    head = ["System", "N@10", f"{level}% CI", "H@10", "N@10 (s)", "N@10 (s20)"]
+    P.tables["teacher"] = Table(head, rows, "@{}lrcrrr@{}")
 
 # %% ../nbs/08_paper.ipynb #5439c43d
 MEASURES = {"fisher (empirical)": "Fisher (emp.)", "fisher (true)": "Fisher (true)", "grad norm^2": "grad. norm²",
@@ -348,12 +352,13 @@ def _marks(sig: pd.DataFrame, method: str) -> tuple:
     return (f"\\textsuperscript{{{tex}}}" if tex else ""), plain
 
 def located(P: Paper, experiment: str, prefix: str) -> Source:
-    "The newest finished run of `experiment` named `prefix`*, or its newest re-aggregation (`lwa.aggregate.reaggregate`); both are sources."
+    "The newest finished run of `experiment` named `prefix`*, or its newest re-aggregation if any; both are sources."
     from lwa.aggregate import aggregate_of
     src = P.use(locate(experiment, prefix, P.root))
     agg = aggregate_of(experiment, src.path, P.root)
     if agg is None: return src
-    return P.use(Source("aggregate", agg, src.notebook, json.loads(need(agg / "provenance.json", src.notebook).read_text())))
+    prov = json.loads(need(agg / "provenance.json", src.notebook).read_text())
+    return P.use(Source("aggregate", agg, src.notebook, prov))
 
 def _level(src: Source) -> str:
     "The confidence level of a run's intervals, in percent, from its recorded profile."
@@ -370,7 +375,7 @@ def _pairs(rows) -> str:
     return ", ".join(out) or "none"
 
 def family(P: Paper, key: str, sig: pd.DataFrame, src: Source, what: str):
-    "Macros of a Holm family: `{key}Family` (its comparisons, `what` naming them), its size and the smallest Holm p it can reach."
+    "Macros of a Holm family: `{key}Family` (`what` names its comparisons), its size, the smallest Holm p it can reach."
     from lwa.metrics import holm_floor
     n_boot = json.loads(need(src.path / "config.json", src.notebook).read_text())["profile"]["eval"]["n_boot"]
     m = int(sig.family_size.max()) if "family_size" in sig and len(sig) else len(sig)
@@ -378,10 +383,11 @@ def family(P: Paper, key: str, sig: pd.DataFrame, src: Source, what: str):
     P.macros[f"{key}Family"] = f"{what} ({m} distinct comparisons)"
 
 def seed_changes(P: Paper, D: str, sig: pd.DataFrame):
-    "Macros of what resampling the seeds changed: comparisons significant over users alone (Holm) but not once seeds are resampled."
+    "Macros of what resampling the seeds changed: comparisons significant over users alone (Holm), not across seeds."
     if "p_users_holm" not in sig: sig = sig.assign(p_users_holm=sig.p_holm)
     lost = sig[(sig.p_users_holm < ALPHA) & (sig.p_holm >= ALPHA)]
-    P.macros[f"{D}SeedLost"], P.macros[f"{D}NSeedLost"] = _pairs(lost.itertuples()), str(len({frozenset(k) for k in zip(lost.method, lost.ref)}))
+    P.macros[f"{D}SeedLost"] = _pairs(lost.itertuples())
+    P.macros[f"{D}NSeedLost"] = str(len({frozenset(k) for k in zip(lost.method, lost.ref)}))
 
 # %% ../nbs/08_paper.ipynb #32cd977c
 def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
@@ -424,8 +430,10 @@ def part_main(P: Paper):
     rows = [[Tex(tt(o), o), *sum((cells.get((o, ds), empty) for ds in P.datasets), [])] for o in order]
     head = [f"{_level(src)}% CI" if c == "CI" else c for _, c in MAIN_COLS]
     students = [m for m in dict.fromkeys(sig.method) if m not in set(sig.ref)]
-    family(P, "Main", sig[sig.dataset == P.datasets[0]], src, f"for each dataset, the students {', '.join(map(tt, students))} each against "
-           f"{' and against '.join(map(tt, dict.fromkeys(sig.ref)))}, and these references against each other once")
+    refs = " and against ".join(map(tt, dict.fromkeys(sig.ref)))
+    what = f"for each dataset, the students {', '.join(map(tt, students))} each against {refs}, "
+    what += "and these references against each other once"
+    family(P, "Main", sig[sig.dataset == P.datasets[0]], src, what)
     P.tables["main"] = Table(["Method", *head * len(P.datasets)], rows, "@{}l" + "rcrrr" * len(P.datasets) + "@{}",
                              groups=[(P.name(ds), len(MAIN_COLS)) for ds in P.datasets])
     n_seeds = int(t[t.method != "teacher"].seeds.max())
@@ -503,7 +511,8 @@ def part_weights(P: Paper):
     "Tables `strategies` and `beta` and their macros, from exp_weights's strategies.csv, beta.csv and significance.csv."
     srows, bcols, betas = [], [], None
     for ds in P.weights_datasets:
-        src = located(P, "exp_weights", run_prefix("exp_weights", P.profile, ds)); D, nb = P.D(ds) + "Weights", "exp_weights"
+        src = located(P, "exp_weights", run_prefix("exp_weights", P.profile, ds))
+        D, nb = P.D(ds) + "Weights", "exp_weights"
         st, b = pd.read_csv(need(src.path / "strategies.csv", nb)), pd.read_csv(need(src.path / "beta.csv", nb))
         sig, m = pd.read_csv(need(src.path / "significance.csv", nb)), json.loads(need(src.path / "metrics.json", nb).read_text())
         srows.append(P.name(ds))
@@ -512,7 +521,8 @@ def part_weights(P: Paper):
             srows.append([Tex(tt(r.method), r.method), r.layers, Tex(m100(r.mean) + mk, m100(r.mean) + (f" {mp}" if mp else "")), ci(r.ci_low, r.ci_high)])
             if isinstance(getattr(r, "weights", None), str):  # the layer weights of the matched pairs, bottom to top
                 w = json.loads(r.weights); P.macros[f"{D}{camel(r.method)}FirstWeight"], P.macros[f"{D}{camel(r.method)}LastWeight"] = num(w[0], 2), num(w[-1], 2)
-        family(P, D, sig, src, f"on {P.name(ds)}, {', '.join(map(tt, sig.method))} each against {tt('uniform')}"); level = _level(src)
+        family(P, D, sig, src, f"on {P.name(ds)}, {', '.join(map(tt, sig.method))} each against {tt('uniform')}")
+        level = _level(src)
         for r in sig.itertuples(): P.macros.select(f"{D}{camel(r.method)}Vs{camel(r.ref)}", OUTCOMES, outcome(r.mean_diff, p=r.p_holm, alpha=ALPHA))
         P.macros[f"{D}BestStrategy"] = tt(st.sort_values("mean", ascending=False).method.iloc[0])
         bt, bv = b.sort_values("mean", ascending=False).iloc[0], b.sort_values("valid_ndcg@10", ascending=False).iloc[0]
@@ -632,8 +642,10 @@ def readme_table(P: Paper) -> str:
     t, sig = P.main_table, pd.read_csv(P.main_run.path / "significance.csv")
     speed = json.loads((P.main_run.path / "metrics.json").read_text())["speed"]
     seeds = int(t[t.method != "teacher"].seeds.max())
-    ev = json.loads((P.main_run.path / "config.json").read_text())["profile"]["eval"]
-    head = f"| N@10 ×100 [{100 * ev['ci']:g}% CI], {seeds} {'seed' if seeds == 1 else 'seeds'} | " + " | ".join(P.name(d) for d in P.datasets) + " |"
+    ev_conf = json.loads((P.main_run.path / "config.json").read_text())
+    ev = ev_conf["profile"]["eval"]
+    head = f"| N@10 ×100 [{100 * ev['ci']:g}% CI], {seeds} {'seed' if seeds == 1 else 'seeds'} | "
+    head += " | ".join(P.name(d) for d in P.datasets) + " |"
     rows = [head, "|---" * (1 + len(P.datasets)) + "|"]
     for meth in dict.fromkeys(t.method):
         cells = []
@@ -644,9 +656,11 @@ def readme_table(P: Paper) -> str:
     rows.append("| student speed-up (CPU) | " + " | ".join(f"{num(speed[d]['speedup'], 2)}×" for d in P.datasets) + " |")
     rows.append("| student parameters | " + " | ".join(f"−{num(100 * speed[d]['param_reduction'], 0)}%" for d in P.datasets) + " |")
     test = "seeds, then users" if ev.get("test", "users") == "hierarchical" else "users, seeds pooled per user"
-    note = (f"\n\n↑U/↓U: significantly better/worse than `uniform`, ↑N/↓N: than `nokd` (two-level paired bootstrap over {test}, "
+    note = (f"\n\n↑U/↓U: significantly better/worse than `uniform`, ↑N/↓N: than `nokd` "
+            f"(paired bootstrap over {test}, "
             f"B = {ev['n_boot']:,} resamples, Holm over each dataset's comparisons, p < {ALPHA:g}). "
-            f"From `{P.main_run.path.parent.name}/{P.main_run.run_id}` (profile `{P.profile}`).")
+            f"From `{P.main_run.path.parent.name}/{P.main_run.run_id}` (profile `{P.profile}`)"
+            + (f", re-aggregated from `{src}`." if (src := ev_conf.get("source_run")) else "."))
     return "\n".join(rows) + note
 
 def update_readme(P: Paper, readme="README.md") -> bool:
@@ -681,8 +695,10 @@ def results_page(P: Paper, fig_rel: str = "figures") -> str:
 def _cap(P: Paper, cap: str) -> str:
     "A book table caption with the run's confidence levels, test and significance level filled in."
     M = P.macros.defs
-    test = "two-level paired bootstrap, seeds then users" if M.get("SeedAwareTest", (0, "#1"))[1] == "#1" else "paired bootstrap over users"
-    return cap.format(test=test, alpha=f"{ALPHA:g}", ci=M.get("CILevel", (0, "95"))[1], fisher_ci=M.get("FisherCILevel", (0, "95"))[1])
+    seeds = M.get("SeedAwareTest", (0, "#1"))[1] == "#1"
+    test = "two-level paired bootstrap, seeds then users" if seeds else "paired bootstrap over users"
+    levels = dict(ci=M.get("CILevel", (0, "95"))[1], fisher_ci=M.get("FisherCILevel", (0, "95"))[1])
+    return cap.format(test=test, alpha=f"{ALPHA:g}", **levels)
 
 # %% ../nbs/08_paper.ipynb #8dafce90
 def provenance_page(P: Paper) -> str:
