@@ -285,7 +285,7 @@ def part_teacher(P: Paper):
             P.macros.select(f"{D}TeacherVs{SYSTEMS[k]}", OUTCOMES, o)
             P.macros[f"{D}TeacherMinus{SYSTEMS[k]}"] = m100(v["mean_diff"])
         figure(P, f"{D}TeacherFig", m["figure"], "exp_teacher"); speed.append(num(m["speedup_6_layer_student"], 1)); users.append(m["n_test_users"]); train.append(m["n_train_examples"])
-        P.macros[f"{D}ThroughputSpeedup"] = speed[-1]; level = _level(src)
+        P.macros[f"{D}ThroughputSpeedup"] = speed[-1]; level = _level(P, src)
         fam = pd.DataFrame([dict(method="teacher", ref=k, **v) for k, v in m["paired_vs_teacher"].items()])
         what = f"for each dataset, the fine-tuned teacher against each of {'; '.join(m['paired_vs_teacher'])}"
         if ds == P.datasets[0]: family(P, "Teacher", fam, src, what)
@@ -360,9 +360,14 @@ def located(P: Paper, experiment: str, prefix: str) -> Source:
     prov = json.loads(need(agg / "provenance.json", src.notebook).read_text())
     return P.use(Source("aggregate", agg, src.notebook, prov))
 
-def _level(src: Source) -> str:
-    "The confidence level of a run's intervals, in percent, from its recorded profile."
-    return f"{100 * json.loads(need(src.path / 'config.json', src.notebook).read_text())['profile']['eval']['ci']:g}"
+def _eval(P: Paper, src: Source) -> dict:
+    "The evaluation settings a run recorded in its config.json (a run without one: the profile's)."
+    f = src.path / "config.json"
+    return json.loads(f.read_text())["profile"]["eval"] if f.is_file() else get_profile(P.profile).to_dict()["eval"]
+
+def _level(P: Paper, src: Source) -> str:
+    "The confidence level of a run's intervals, in percent."
+    return f"{100 * _eval(P, src)['ci']:g}"
 
 # %% ../nbs/08_paper.ipynb #72432b1c
 def _pairs(rows) -> str:
@@ -377,7 +382,7 @@ def _pairs(rows) -> str:
 def family(P: Paper, key: str, sig: pd.DataFrame, src: Source, what: str):
     "Macros of a Holm family: `{key}Family` (`what` names its comparisons), its size, the smallest Holm p it can reach."
     from lwa.metrics import holm_floor
-    n_boot = json.loads(need(src.path / "config.json", src.notebook).read_text())["profile"]["eval"]["n_boot"]
+    n_boot = _eval(P, src)["n_boot"]
     m = int(sig.family_size.max()) if "family_size" in sig and len(sig) else len(sig)
     P.macros[f"{key}FamilySize"], P.macros[f"{key}HolmFloor"] = str(m), num(holm_floor(n_boot, m), 4)
     P.macros[f"{key}Family"] = f"{what} ({m} distinct comparisons)"
@@ -428,7 +433,7 @@ def part_main(P: Paper):
                                ci(r.ndcg10_ci_low, r.ndcg10_ci_high), m100(r["full|hr@10"]), m100(r["full|mrr"]), m100(r["sampled|ndcg@10"])]
     empty = ["--"] * len(MAIN_COLS)
     rows = [[Tex(tt(o), o), *sum((cells.get((o, ds), empty) for ds in P.datasets), [])] for o in order]
-    head = [f"{_level(src)}% CI" if c == "CI" else c for _, c in MAIN_COLS]
+    head = [f"{_level(P, src)}% CI" if c == "CI" else c for _, c in MAIN_COLS]
     students = [m for m in dict.fromkeys(sig.method) if m not in set(sig.ref)]
     refs = " and against ".join(map(tt, dict.fromkeys(sig.ref)))
     what = f"for each dataset, the students {', '.join(map(tt, students))} each against {refs}, "
@@ -522,7 +527,7 @@ def part_weights(P: Paper):
             if isinstance(getattr(r, "weights", None), str):  # the layer weights of the matched pairs, bottom to top
                 w = json.loads(r.weights); P.macros[f"{D}{camel(r.method)}FirstWeight"], P.macros[f"{D}{camel(r.method)}LastWeight"] = num(w[0], 2), num(w[-1], 2)
         family(P, D, sig, src, f"on {P.name(ds)}, {', '.join(map(tt, sig.method))} each against {tt('uniform')}")
-        level = _level(src)
+        level = _level(P, src)
         for r in sig.itertuples(): P.macros.select(f"{D}{camel(r.method)}Vs{camel(r.ref)}", OUTCOMES, outcome(r.mean_diff, p=r.p_holm, alpha=ALPHA))
         P.macros[f"{D}BestStrategy"] = tt(st.sort_values("mean", ascending=False).method.iloc[0])
         bt, bv = b.sort_values("mean", ascending=False).iloc[0], b.sort_values("valid_ndcg@10", ascending=False).iloc[0]
