@@ -143,12 +143,13 @@ class TrainCfg:
 
 @dataclass
 class EvalCfg:
-    "Evaluation: cut-offs, history exclusion and confidence intervals."
+    "Evaluation: cut-offs, history exclusion, and the bootstrap behind intervals and tests (not part of a unit's identity)."
     ks: tuple[int, ...] = (5, 10, 20)  # cut-offs for NDCG@K and HR@K
     exclude_history: bool = True  # full ranking: drop the user's history items from the ranking
     max_eval_users: int | None = None  # seeded subsample of evaluation users; None keeps all
-    n_boot: int = 1000  # bootstrap resamples for confidence intervals
+    n_boot: int = 20000  # bootstrap resamples for intervals and tests: the smallest p is 2/(n_boot+1)
     ci: float = 0.95  # confidence level
+    test: str = "hierarchical"  # method comparisons: 'hierarchical' (seeds, then users) or 'users' (seeds pooled per user)
 
     def __post_init__(self):
         _check_types(self)
@@ -156,6 +157,8 @@ class EvalCfg:
         _require(self.max_eval_users is None or self.max_eval_users >= 1, "EvalCfg.max_eval_users", "must be None or >= 1")
         _require(self.n_boot >= 100, "EvalCfg.n_boot", f"must be >= 100, got {self.n_boot}")
         _require(0 < self.ci < 1, "EvalCfg.ci", f"must be in (0, 1), got {self.ci}")
+        from lwa.metrics import SIG_TESTS
+        _require(self.test in SIG_TESTS, "EvalCfg.test", f"must be one of {SIG_TESTS}, got {self.test!r}")
 
 # %% ../nbs/00_core.ipynb #8ee61696
 def bf16_supported(device: str = "cpu") -> bool:
@@ -261,14 +264,14 @@ PROFILES = {
         data=DataCfg(dataset="office", max_history=20, max_title_tokens=12, n_neg=99),
         model=ModelCfg(teacher="smollm2-135m", student_layers=6),
         train=TrainCfg(epochs=3.0, batch_size=16, lr=3e-4, train_top_layers=8, valid_users=1000, evals_per_epoch=2, patience=2),
-        eval=EvalCfg(max_eval_users=1000, n_boot=1000),
+        eval=EvalCfg(max_eval_users=2000),
         distill=DistillCfg(epochs=2.0, batch_size=16, lr=3e-4, valid_users=1000, evals_per_epoch=2, patience=2), seeds=(0, 1, 2)),
     "gpu": lambda: Profile(
         "gpu", "Llama-3-8B teacher in bf16 on GPU(s), official Amazon data; run under `accelerate launch`.",
         data=DataCfg(dataset="amazon2023:Office_Products", max_history=20, max_title_tokens=32, n_neg=99),
         model=ModelCfg(teacher="llama3-8b", student_layers=8, dtype="bfloat16", device="auto"),
         train=TrainCfg(epochs=1.0, batch_size=16, lr=1e-4),
-        eval=EvalCfg(n_boot=1000), distill=DistillCfg(epochs=1.0, batch_size=16, lr=1e-4, valid_users=2000), seeds=(0, 1, 2)),
+        eval=EvalCfg(), distill=DistillCfg(epochs=1.0, batch_size=16, lr=1e-4, valid_users=2000), seeds=(0, 1, 2)),
 }
 
 def get_profile(name: str, overrides: dict | None = None) -> "Profile":

@@ -429,8 +429,9 @@ def _scored(model, test: Examples, prompter, cfg, cands=None) -> tuple:
     return per, {c: float(per[c].mean()) for c in per.columns if c != "user"}
 
 def unit_profile(cfg) -> dict:
-    "The profile as a unit's identity: without the sweep's seed list and beta candidates, so that sweeps of any shape share a unit."
+    "The profile as a unit's identity: without the sweep's seeds and betas (sweeps of any shape share a unit) or the bootstrap settings."
     d = cfg.to_dict(); d.pop("seeds", None); d["distill"].pop("betas", None)
+    for k in ("n_boot", "ci", "test"): d["eval"].pop(k, None)  # they change no per-user result: a new test re-aggregates, it trains nothing
     return d
 
 def _finish(run: Run, metrics: dict, per: pd.DataFrame, ds, seed: int):
@@ -557,22 +558,15 @@ def sweep_data(cfg, dataset: str, fisher: bool = True, root=None) -> SweepData:
     return SweepData(cfg, ds, sp, rec, prompter, tdir, model_digest(rec)[:16], test, valid, cands, f)
 
 # %% ../nbs/07_distill.ipynb #6686d412
-def compare(per_user: dict, metric: str = "test|full|ndcg@10", refs=("uniform", "nokd"), n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> tuple:
-    "per_user: method -> list of per-user DataFrames (one per seed). Returns (summary table, significance table)."
-    from lwa.metrics import holm, paired_bootstrap
-    pooled = {k: pd.concat([d.set_index("user")[metric] for d in v], axis=1).mean(1) for k, v in per_user.items()}
-    users = sorted(set.intersection(*(set(p.index) for p in pooled.values())))
-    X = {k: v.loc[users].to_numpy() for k, v in pooled.items()}
-    rows = []
-    for k, v in X.items():
-        s = summarize({metric: v}, n_boot, ci, seed).iloc[0]
-        seeds = [d[metric].mean() for d in per_user[k]]
-        rows.append(dict(method=k, mean=s["mean"], ci_low=s.ci_low, ci_high=s.ci_high, seed_std=float(np.std(seeds, ddof=1)) if len(seeds) > 1 else float("nan"),
-                         n_seeds=len(seeds), n_users=len(users)))
-    sig = [dict(method=k, ref=r, **paired_bootstrap(X[k], X[r], n_boot=n_boot, ci=ci, seed=seed)) for r in refs if r in X for k in X if k != r]
-    sig = pd.DataFrame(sig)
-    if len(sig): sig["p_holm"] = holm(sig.p_value.to_numpy())
-    return pd.DataFrame(rows), sig
+def compare(per_user: dict, metric: str = "test|full|ndcg@10", refs=("uniform", "nokd"), n_boot: int = 20000, seed: int = 0,
+            ci: float = 0.95, test: str = "hierarchical", exclude=()) -> tuple:
+    "per_user: method -> per-user DataFrames, one per seed. (summary, significance) from `lwa.metrics.compare_systems`."
+    from lwa.metrics import compare_systems
+    users = sorted(set.intersection(*(set(d.user) for v in per_user.values() for d in v)))
+    X = {k: np.stack([d.set_index("user")[metric].loc[users].to_numpy() for d in v]) for k, v in per_user.items()}
+    pairs = [(k, r) for r in refs if r in X for k in X if k != r and k not in exclude]
+    summ, sig = compare_systems(X, pairs, n_boot, ci, seed, test)
+    return summ.rename(columns={"system": "method"}), sig
 
 # %% ../nbs/07_distill.ipynb #05226ab7
 def _flat(d: dict, pre: str = "") -> dict:

@@ -7,9 +7,9 @@ __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA
            'README_MARKS', 'BOOK_TABLES', 'MissingResultError', 'need', 'Source', 'locate', 'run_prefix', 'bench_file',
            'default_datasets', 'bench', 'num', 'm100', 'ci', 'sci', 'camel', 'tex_escape', 'tt', 'Macros', 'outcome',
            'Tex', 'Table', 'to_latex', 'to_markdown', 'Paper', 'figure', 'common', 'part_data', 'part_teacher',
-           'across', 'part_fisher', 'part_main', 'part_efficiency', 'part_cost', 'part_claims', 'part_weights',
-           'part_setup', 'part_provenance', 'generate', 'report_body', 'readme_table', 'update_readme', 'results_page',
-           'provenance_page', 'sources_section', 'stage_book', 'main']
+           'across', 'part_fisher', 'located', 'family', 'seed_changes', 'part_main', 'part_efficiency', 'part_cost',
+           'part_claims', 'part_weights', 'part_setup', 'part_provenance', 'generate', 'report_body', 'readme_table',
+           'update_readme', 'results_page', 'provenance_page', 'sources_section', 'stage_book', 'main']
 
 # %% ../nbs/08_paper.ipynb #0eb18224
 import argparse
@@ -269,7 +269,7 @@ def part_teacher(P: Paper):
     "Table `teacher` and the teacher macros, from exp_teacher's metrics.json."
     teacher, rows, speed, users, train = get_profile(P.profile).model.teacher, [], [], [], []
     for ds in P.datasets:
-        src = P.use(locate("exp_teacher", run_prefix("exp_teacher", P.profile, ds), P.root))
+        src = located(P, "exp_teacher", run_prefix("exp_teacher", P.profile, ds))
         m = json.loads(need(src.path / "metrics.json", "exp_teacher").read_text()); S, D = m["summary"], P.D(ds)
         samp, small = _protocols(S); rows.append(P.name(ds))
         for sysname, short in SYSTEMS.items():
@@ -279,13 +279,20 @@ def part_teacher(P: Paper):
             rows.append([sysname, m100(f["mean"]), ci(f["ci_low"], f["ci_high"]), m100(_get(S, sysname, "full", "hr@10")["mean"]), m100(s["mean"]), m100(sm["mean"])])
         t = _get(S, "teacher (fine-tuned)", "full", "ndcg@10"); P.macros[f"{D}TeacherNDCGLow"], P.macros[f"{D}TeacherNDCGHigh"] = m100(t["ci_low"]), m100(t["ci_high"])
         for k, v in m["paired_vs_teacher"].items():
-            P.macros.select(f"{D}TeacherVs{SYSTEMS[k]}", OUTCOMES, outcome(v["mean_diff"], v["ci_low"], v["ci_high"]))
+            seed_aware = "p_holm" in v  # a re-aggregated run: Holm-corrected p; an older one: the interval
+            o = outcome(v["mean_diff"], p=v["p_holm"], alpha=ALPHA) if seed_aware else None
+            o = o or outcome(v["mean_diff"], v["ci_low"], v["ci_high"])
+            P.macros.select(f"{D}TeacherVs{SYSTEMS[k]}", OUTCOMES, o)
             P.macros[f"{D}TeacherMinus{SYSTEMS[k]}"] = m100(v["mean_diff"])
         figure(P, f"{D}TeacherFig", m["figure"], "exp_teacher"); speed.append(num(m["speedup_6_layer_student"], 1)); users.append(m["n_test_users"]); train.append(m["n_train_examples"])
-        P.macros[f"{D}ThroughputSpeedup"] = speed[-1]
+        P.macros[f"{D}ThroughputSpeedup"] = speed[-1]; level = _level(P, src)
+        fam = pd.DataFrame([dict(method="teacher", ref=k, **v) for k, v in m["paired_vs_teacher"].items()])
+        what = f"for each dataset, the fine-tuned teacher against each of {'; '.join(m['paired_vs_teacher'])}"
+        if ds == P.datasets[0]: family(P, "Teacher", fam, src, what)
     common(P, "TestUsers", [f"{u:,}" for u in users]); common(P, "TeacherTrainExamples", [f"{u:,}" for u in train])
     P.macros["SampledProtocol"], P.macros["SmallProtocol"] = tex_escape(samp), tex_escape(small or "--")
-    P.tables["teacher"] = Table(["System", "N@10", "95% CI", "H@10", "N@10 (s)", "N@10 (s20)"], rows, "@{}lrcrrr@{}")
+    head = ["System", "N@10", f"{level}% CI", "H@10", "N@10 (s)", "N@10 (s20)"]
+    P.tables["teacher"] = Table(head, rows, "@{}lrcrrr@{}")
 
 # %% ../nbs/08_paper.ipynb #5439c43d
 MEASURES = {"fisher (empirical)": "Fisher (emp.)", "fisher (true)": "Fisher (true)", "grad norm^2": "grad. norm²",
@@ -325,12 +332,15 @@ def part_fisher(P: Paper):
     common(P, "FisherExamples", n_fisher); common(P, "AblationUsers", n_abl)
     for stem, v in by_ds.items(): P.macros[f"{stem}Verdicts"] = across(P, v)
     rows = [[f"{MEASURES.get(a, a)} vs {MEASURES.get(b, b)}", *(c[i] for c in cols)] for i, (a, b) in enumerate(pairs)]
-    P.tables["fisher"] = Table(["Spearman ρ [95% CI]", *map(P.name, P.datasets)], rows + ["Hypotheses (exp_fisher's verdicts)"] + [[k, *v] for k, v in verdicts.items()],
+    import inspect
+    from lwa.fisher import importance_agreement
+    P.macros["FisherCILevel"] = f"{100 * inspect.signature(importance_agreement).parameters['ci'].default:g}"
+    P.tables["fisher"] = Table([f"Spearman ρ [{P.macros['FisherCILevel']}% CI]", *map(P.name, P.datasets)], rows + ["Hypotheses (exp_fisher's verdicts)"] + [[k, *v] for k, v in verdicts.items()],
                                "@{}l" + "c" * len(P.datasets) + "@{}")
 
 # %% ../nbs/08_paper.ipynb #b576dab0
 ALPHA = 0.05  # significance level for marks and selectors (Holm-corrected p-values)
-MAIN_COLS = (("full|ndcg@10", "N@10"), (None, "95% CI"), ("full|hr@10", "H@10"), ("full|mrr", "MRR"), ("sampled|ndcg@10", "N@10 (s)"))
+MAIN_COLS = (("full|ndcg@10", "N@10"), (None, "CI"), ("full|hr@10", "H@10"), ("full|mrr", "MRR"), ("sampled|ndcg@10", "N@10 (s)"))
 
 def _marks(sig: pd.DataFrame, method: str) -> tuple:
     "LaTeX and plain significance marks of `method` against each reference."
@@ -340,6 +350,49 @@ def _marks(sig: pd.DataFrame, method: str) -> tuple:
         if o != "ns":
             a = "\\uparrow" if o == "better" else "\\downarrow"; tex += f"${a}$\\textsc{{{r.ref[0]}}}"; plain += ("↑" if o == "better" else "↓") + r.ref[0].upper()
     return (f"\\textsuperscript{{{tex}}}" if tex else ""), plain
+
+def located(P: Paper, experiment: str, prefix: str) -> Source:
+    "The newest finished run of `experiment` named `prefix`*, or its newest re-aggregation if any; both are sources."
+    from lwa.aggregate import aggregate_of
+    src = P.use(locate(experiment, prefix, P.root))
+    agg = aggregate_of(experiment, src.path, P.root)
+    if agg is None: return src
+    prov = json.loads(need(agg / "provenance.json", src.notebook).read_text())
+    return P.use(Source("aggregate", agg, src.notebook, prov))
+
+def _eval(P: Paper, src: Source) -> dict:
+    "The evaluation settings a run recorded in its config.json (a run without one: the profile's)."
+    f = src.path / "config.json"
+    return json.loads(f.read_text())["profile"]["eval"] if f.is_file() else get_profile(P.profile).to_dict()["eval"]
+
+def _level(P: Paper, src: Source) -> str:
+    "The confidence level of a run's intervals, in percent."
+    return f"{100 * _eval(P, src)['ci']:g}"
+
+# %% ../nbs/08_paper.ipynb #72432b1c
+def _pairs(rows) -> str:
+    "Comparisons as text, a pair listed both ways once: 'tinybert vs uniform, ...' or 'none'."
+    seen, out = set(), []
+    for r in rows:
+        if frozenset((r.method, r.ref)) in seen: continue
+        seen.add(frozenset((r.method, r.ref)))
+        out.append(f"{tt(r.method)} vs {tt(r.ref)}")
+    return ", ".join(out) or "none"
+
+def family(P: Paper, key: str, sig: pd.DataFrame, src: Source, what: str):
+    "Macros of a Holm family: `{key}Family` (`what` names its comparisons), its size, the smallest Holm p it can reach."
+    from lwa.metrics import holm_floor
+    n_boot = _eval(P, src)["n_boot"]
+    m = int(sig.family_size.max()) if "family_size" in sig and len(sig) else len(sig)
+    P.macros[f"{key}FamilySize"], P.macros[f"{key}HolmFloor"] = str(m), num(holm_floor(n_boot, m), 4)
+    P.macros[f"{key}Family"] = f"{what} ({m} distinct comparisons)"
+
+def seed_changes(P: Paper, D: str, sig: pd.DataFrame):
+    "Macros of what resampling the seeds changed: comparisons significant over users alone (Holm), not across seeds."
+    if "p_users_holm" not in sig: sig = sig.assign(p_users_holm=sig.p_holm)
+    lost = sig[(sig.p_users_holm < ALPHA) & (sig.p_holm >= ALPHA)]
+    P.macros[f"{D}SeedLost"] = _pairs(lost.itertuples())
+    P.macros[f"{D}NSeedLost"] = str(len({frozenset(k) for k in zip(lost.method, lost.ref)}))
 
 # %% ../nbs/08_paper.ipynb #32cd977c
 def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
@@ -357,13 +410,14 @@ def _main_macros(P: Paper, D: str, t: pd.DataFrame, sig: pd.DataFrame):
     P.macros.select(f"{D}BestIsFisher", (True, False), st.method[0].startswith("fisher")); P.macros[f"{D}NStudents"] = str(len(st))
     for m in ("fisher", "fisher_semantic"):
         if m in set(st.method): P.macros[f"{D}{camel(m)}Rank"] = str(int(st.index[st.method == m][0]) + 1)
+    seed_changes(P, D, sig)
     better = sig[(sig.ref == "uniform") & (sig.p_holm < ALPHA) & (sig.mean_diff > 0)].method
     P.macros[f"{D}NBetterThanUniform"] = str(len(better)); P.macros[f"{D}BetterThanUniform"] = ", ".join(map(tt, better)) or "none"
 
 # %% ../nbs/08_paper.ipynb #fc13d0d3
 def part_main(P: Paper):
     "Table `main` and its macros, from exp_distill's main_table.csv and significance.csv."
-    src = P.use(locate("exp_distill", run_prefix("exp_distill", P.profile, "+".join(P.datasets)), P.root)); nb = "exp_distill"
+    src = located(P, "exp_distill", run_prefix("exp_distill", P.profile, "+".join(P.datasets))); nb = "exp_distill"
     t = pd.read_csv(need(src.path / "main_table.csv", nb)); sig = pd.read_csv(need(src.path / "significance.csv", nb))
     m = json.loads(need(src.path / "metrics.json", nb).read_text()); P.main_run, P.main_table = src, t
     missing = [d for d in P.datasets if d not in set(t.dataset)]
@@ -379,7 +433,13 @@ def part_main(P: Paper):
                                ci(r.ndcg10_ci_low, r.ndcg10_ci_high), m100(r["full|hr@10"]), m100(r["full|mrr"]), m100(r["sampled|ndcg@10"])]
     empty = ["--"] * len(MAIN_COLS)
     rows = [[Tex(tt(o), o), *sum((cells.get((o, ds), empty) for ds in P.datasets), [])] for o in order]
-    P.tables["main"] = Table(["Method", *[c for _, c in MAIN_COLS] * len(P.datasets)], rows, "@{}l" + "rcrrr" * len(P.datasets) + "@{}",
+    head = [f"{_level(P, src)}% CI" if c == "CI" else c for _, c in MAIN_COLS]
+    students = [m for m in dict.fromkeys(sig.method) if m not in set(sig.ref)]
+    refs = " and against ".join(map(tt, dict.fromkeys(sig.ref)))
+    what = f"for each dataset, the students {', '.join(map(tt, students))} each against {refs}, "
+    what += "and these references against each other once"
+    family(P, "Main", sig[sig.dataset == P.datasets[0]], src, what)
+    P.tables["main"] = Table(["Method", *head * len(P.datasets)], rows, "@{}l" + "rcrrr" * len(P.datasets) + "@{}",
                              groups=[(P.name(ds), len(MAIN_COLS)) for ds in P.datasets])
     n_seeds = int(t[t.method != "teacher"].seeds.max())
     P.macros["NSeeds"], P.macros["NMethods"] = str(n_seeds), str(t[t.method != "teacher"].method.nunique())
@@ -456,7 +516,8 @@ def part_weights(P: Paper):
     "Tables `strategies` and `beta` and their macros, from exp_weights's strategies.csv, beta.csv and significance.csv."
     srows, bcols, betas = [], [], None
     for ds in P.weights_datasets:
-        src = P.use(locate("exp_weights", run_prefix("exp_weights", P.profile, ds), P.root)); D, nb = P.D(ds) + "Weights", "exp_weights"
+        src = located(P, "exp_weights", run_prefix("exp_weights", P.profile, ds))
+        D, nb = P.D(ds) + "Weights", "exp_weights"
         st, b = pd.read_csv(need(src.path / "strategies.csv", nb)), pd.read_csv(need(src.path / "beta.csv", nb))
         sig, m = pd.read_csv(need(src.path / "significance.csv", nb)), json.loads(need(src.path / "metrics.json", nb).read_text())
         srows.append(P.name(ds))
@@ -465,6 +526,8 @@ def part_weights(P: Paper):
             srows.append([Tex(tt(r.method), r.method), r.layers, Tex(m100(r.mean) + mk, m100(r.mean) + (f" {mp}" if mp else "")), ci(r.ci_low, r.ci_high)])
             if isinstance(getattr(r, "weights", None), str):  # the layer weights of the matched pairs, bottom to top
                 w = json.loads(r.weights); P.macros[f"{D}{camel(r.method)}FirstWeight"], P.macros[f"{D}{camel(r.method)}LastWeight"] = num(w[0], 2), num(w[-1], 2)
+        family(P, D, sig, src, f"on {P.name(ds)}, {', '.join(map(tt, sig.method))} each against {tt('uniform')}")
+        level = _level(P, src)
         for r in sig.itertuples(): P.macros.select(f"{D}{camel(r.method)}Vs{camel(r.ref)}", OUTCOMES, outcome(r.mean_diff, p=r.p_holm, alpha=ALPHA))
         P.macros[f"{D}BestStrategy"] = tt(st.sort_values("mean", ascending=False).method.iloc[0])
         bt, bv = b.sort_values("mean", ascending=False).iloc[0], b.sort_values("valid_ndcg@10", ascending=False).iloc[0]
@@ -477,7 +540,7 @@ def part_weights(P: Paper):
     first = P.D(P.weights_datasets[0])  # the text discusses the first weights dataset through prefix-free aliases: \WeightsBestBeta, ...
     for k in [k for k in P.macros.defs if k.startswith(first + "Weights")]: P.macros.defs["Weights" + k[len(first + "Weights"):]] = P.macros.defs[k]
     P.macros["WeightsDataset"] = P.name(P.weights_datasets[0]); P.figures["WeightsBetaFig"] = P.figures[first + "BetaFig"]
-    P.tables["strategies"] = Table(["Method", "Student blocks", "N@10", "95% CI"], srows, "@{}llrc@{}")
+    P.tables["strategies"] = Table(["Method", "Student blocks", "N@10", f"{level}% CI"], srows, "@{}llrc@{}")
     P.tables["beta"] = Table(["β", *map(P.name, P.weights_datasets)], [[f"{x:g}", *(c[i] for c in bcols)] for i, x in enumerate(betas)], "@{}l" + "c" * len(bcols) + "@{}")
 
 # %% ../nbs/08_paper.ipynb #87b7d2a3
@@ -490,6 +553,7 @@ def part_setup(P: Paper):
     M["DistillExamples"], M["ValidUsers"] = f"{d['max_train_examples']:,}" if d["max_train_examples"] else "all", str(d["valid_users"])
     M["Betas"], M["Seeds"], M["DefaultBeta"] = ", ".join(f"{b:g}" for b in d["betas"]), ", ".join(map(str, c["seeds"])), f"{d['beta']:g}"
     M["EvalUsers"], M["NBoot"], M["CILevel"] = f"{e['max_eval_users']:,}" if e["max_eval_users"] else "all", f"{e['n_boot']:,}", f"{100 * e['ci']:g}"
+    M.select("SeedAwareTest", (True, False), e.get("test", "users") == "hierarchical"); M["SigLevel"] = f"{ALPHA:g}"
     M["NNeg"], M["NCandidates"], M["MaxHistory"], M["MaxTitleTokens"] = str(dt["n_neg"]), str(dt["n_neg"] + 1), str(dt["max_history"]), str(dt["max_title_tokens"])
     M["KCore"], M["LayerLoss"], M["Profile"], M["TeacherName"] = str(dt["kcore"]), tt(d["layer_loss"]), tt(c["name"]), tt(c["model"]["teacher"])
     t = json.loads(need(P.use(next(s for s in P.sources if s.experiment == "exp_teacher")).path / "config.json", "exp_teacher").read_text())["profile"]["train"]
@@ -567,7 +631,7 @@ def report_body(P: Paper) -> str:
     for k, title, cap in BOOK_TABLES + (("provenance", "Provenance", "The results folders this report read."),):
         if k not in P.tables: continue
         env = "table*" if k == "provenance" or (k in REPORT_WIDE and len(P.datasets) > 1) else "table"
-        out.append(f"\\begin{{{env}}}[{'!tb' if env == 'table*' else '!htb'}]\n\\caption{{{tex_escape(title)}. {tex_escape(cap)}}}\\label{{tab:{k}}}\n\\centering\\footnotesize"
+        out.append(f"\\begin{{{env}}}[{'!tb' if env == 'table*' else '!htb'}]\n\\caption{{{tex_escape(title)}. {tex_escape(_cap(P, cap))}}}\\label{{tab:{k}}}\n\\centering\\footnotesize"
                    f"\\setlength{{\\tabcolsep}}{{2.5pt}}\\resizebox{{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}}{{!}}{{\\input{{generated/tab_{k}}}}}\n\\end{{{env}}}")
     out.append("\\clearpage\\section{Figures}")
     for macro, (name, nb) in sorted(P.figures.items()):
@@ -583,7 +647,10 @@ def readme_table(P: Paper) -> str:
     t, sig = P.main_table, pd.read_csv(P.main_run.path / "significance.csv")
     speed = json.loads((P.main_run.path / "metrics.json").read_text())["speed"]
     seeds = int(t[t.method != "teacher"].seeds.max())
-    head = f"| N@10 ×100 [95% CI], {seeds} {'seed' if seeds == 1 else 'seeds'} | " + " | ".join(P.name(d) for d in P.datasets) + " |"
+    ev_conf = json.loads((P.main_run.path / "config.json").read_text())
+    ev = ev_conf["profile"]["eval"]
+    head = f"| N@10 ×100 [{100 * ev['ci']:g}% CI], {seeds} {'seed' if seeds == 1 else 'seeds'} | "
+    head += " | ".join(P.name(d) for d in P.datasets) + " |"
     rows = [head, "|---" * (1 + len(P.datasets)) + "|"]
     for meth in dict.fromkeys(t.method):
         cells = []
@@ -593,8 +660,12 @@ def readme_table(P: Paper) -> str:
         rows.append(f"| `{meth}` | " + " | ".join(cells) + " |")
     rows.append("| student speed-up (CPU) | " + " | ".join(f"{num(speed[d]['speedup'], 2)}×" for d in P.datasets) + " |")
     rows.append("| student parameters | " + " | ".join(f"−{num(100 * speed[d]['param_reduction'], 0)}%" for d in P.datasets) + " |")
-    note = (f"\n\n↑U/↓U: significantly better/worse than `uniform`, ↑N/↓N: than `nokd` (paired bootstrap over users, Holm, p < {ALPHA:g}). "
-            f"From `{P.main_run.path.parent.name}/{P.main_run.run_id}` (profile `{P.profile}`).")
+    test = "seeds, then users" if ev.get("test", "users") == "hierarchical" else "users, seeds pooled per user"
+    note = (f"\n\n↑U/↓U: significantly better/worse than `uniform`, ↑N/↓N: than `nokd` "
+            f"(paired bootstrap over {test}, "
+            f"B = {ev['n_boot']:,} resamples, Holm over each dataset's comparisons, p < {ALPHA:g}). "
+            f"From `{P.main_run.path.parent.name}/{P.main_run.run_id}` (profile `{P.profile}`)"
+            + (f", re-aggregated from `{src}`." if (src := ev_conf.get("source_run")) else "."))
     return "\n".join(rows) + note
 
 def update_readme(P: Paper, readme="README.md") -> bool:
@@ -606,12 +677,12 @@ def update_readme(P: Paper, readme="README.md") -> bool:
     return new != text
 
 # %% ../nbs/08_paper.ipynb #f1508056
-BOOK_TABLES = (("main", "Main results", "Full-ranking NDCG@10 (N@10), HR@10, MRR and sampled NDCG@10, ×100, mean over seeds. ↑U/↓U: significantly better/worse than uniform, ↑N/↓N: than nokd (paired bootstrap, Holm, p < 0.05)."),
+BOOK_TABLES = (("main", "Main results", "Full-ranking NDCG@10 (N@10), HR@10, MRR and sampled NDCG@10, ×100, mean over seeds. ↑U/↓U: significantly better/worse than uniform, ↑N/↓N: than nokd ({test}, Holm over each dataset's comparisons, p < {alpha})."),
                ("teacher", "The teacher and the baselines", "×100, on the same test users; (s): sampled candidates; (s20): the verbalizer's smaller candidate set."),
-               ("fisher", "Fisher information and the other importance measures", "Spearman correlation across the teacher's blocks, with 95% bootstrap intervals."),
+               ("fisher", "Fisher information and the other importance measures", "Spearman correlation across the teacher's blocks, with {fisher_ci}% bootstrap intervals."),
                ("efficiency", "Efficiency", "The teacher and the student of the sweep scoring the same 16 test prompts on this machine."),
                ("strategies", "Layer weightings and the student's blocks", "Full-ranking NDCG@10 ×100."),
-               ("beta", "β sensitivity of the semantic-emphasis rule", "Test NDCG@10 ×100 [95% CI] / validation NDCG@10 ×100."),
+               ("beta", "β sensitivity of the semantic-emphasis rule", "Test NDCG@10 ×100 [{ci}% CI] / validation NDCG@10 ×100."),
                ("claims", "The original project's claims", "Claimed: quoted from the original project's summary, not measured; the other columns are measured here (sampled N@5 on the profile's candidates)."),
                ("cost", "Training cost", "Medians on this machine."), ("data", "The datasets", "Sequence length mean / median / max; title length in words."))
 
@@ -621,10 +692,18 @@ def results_page(P: Paper, fig_rel: str = "figures") -> str:
            "see the [provenance](provenance.md) of each table. The paper itself: {download}`paper.pdf <paper.pdf>`.\n"]
     if any(s.stale for s in P.sources): out.append("```{warning}\nSome results were computed at another lwa version; they are marked STALE on the provenance page.\n```\n")
     for k, title, cap in BOOK_TABLES:
-        if k in P.tables: out += [f"## {title}\n", cap + "\n", to_markdown(P.tables[k])]
+        if k in P.tables: out += [f"## {title}\n", _cap(P, cap) + "\n", to_markdown(P.tables[k])]
     out.append("## Figures\n")
     for macro, (name, nb) in sorted(P.figures.items()): out.append(f"```{{figure}} {fig_rel}/{name}.png\n:width: 90%\n\n`{name}`, written by `{nb}`.\n```\n")
     return "\n".join(out)
+
+def _cap(P: Paper, cap: str) -> str:
+    "A book table caption with the run's confidence levels, test and significance level filled in."
+    M = P.macros.defs
+    seeds = M.get("SeedAwareTest", (0, "#1"))[1] == "#1"
+    test = "two-level paired bootstrap, seeds then users" if seeds else "paired bootstrap over users"
+    levels = dict(ci=M.get("CILevel", (0, "95"))[1], fisher_ci=M.get("FisherCILevel", (0, "95"))[1])
+    return cap.format(test=test, alpha=f"{ALPHA:g}", **levels)
 
 # %% ../nbs/08_paper.ipynb #8dafce90
 def provenance_page(P: Paper) -> str:
