@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 
-from .core import ConfigError, DistillCfg, Run, TrainCfg, atomic_write_csv, results_root, sha256_json, use_bf16
+from .core import ConfigError, DistillCfg, Run, TrainCfg, atomic_write_csv, drop_legacy, results_root, sha256_json, use_bf16
 from .data import Examples
 from .metrics import summarize
 from .models import cache_dir, check_tokenizer, select_layers
@@ -432,7 +432,7 @@ def unit_profile(cfg) -> dict:
     "The profile as a unit's identity: without the sweep's seeds and betas (sweeps of any shape share a unit) or the bootstrap settings."
     d = cfg.to_dict(); d.pop("seeds", None); d["distill"].pop("betas", None)
     for k in ("n_boot", "ci", "test"): d["eval"].pop(k, None)  # they change no per-user result: a new test re-aggregates, it trains nothing
-    return d
+    return drop_legacy(d)  # a field at the value that reproduces the code before it changes nothing: units stored before it are found
 
 def _finish(run: Run, metrics: dict, per: pd.DataFrame, ds, seed: int):
     "Store a unit's per-user results and metrics, then drop its checkpoints."
