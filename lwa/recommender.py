@@ -6,8 +6,8 @@
 __all__ = ['PROMPT_HEAD', 'PROMPT_ITEM', 'PROMPT_END', 'VERBALIZER_QUESTION', 'VERBALIZER_ANSWER', 'Prompter', 'IdPrompter',
            'LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'load_recommender', 'student_of', 'autocast',
            'score_items', 'evaluate', 'last_checkpoint', 'freeze_below', 'training_args', 'RecTrainer',
-           'ValidationNdcg', 'validation_rows', 'as_windows', 'train_recommender', 'validation_curve', 'id_recommender',
-           'verbalizer_scores']
+           'ValidationNdcg', 'validation_rows', 'as_windows', 'train_recommender', 'step_times', 'validation_curve',
+           'id_recommender', 'verbalizer_scores']
 
 # %% ../nbs/04_recommender.ipynb #7b47181c
 import string
@@ -329,6 +329,21 @@ def train_recommender(
     tr.train(resume_from_checkpoint=ck)
     m = m.merge_and_unload() if cfg.lora_r > 0 else m
     return m.eval(), tr.state.log_history
+
+def step_times(model, batches: list, bf16: bool = False, lr: float = 1e-5) -> list:
+    "Seconds of one training step (forward, loss, backward, AdamW) on each of `batches`, in order: for throughput benchmarks."
+    import time
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    out = []
+    for b in batches:
+        t = time.perf_counter()
+        with autocast(model, bf16): loss = model(**{k: v for k, v in b.items() if k not in ("idx", "ridx")}).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        out.append(time.perf_counter() - t)
+    return out
 
 def validation_curve(log: list) -> pd.DataFrame:
     "Validation N@10 and HR@10 at each evaluation of a `Trainer` log history: columns epoch, step, ndcg@10, hr@10."
