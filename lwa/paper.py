@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA', 'MAIN_COLS', 'CLAIMS', 'REPORT_WIDE',
-           'README_MARKS', 'BOOK_TABLES', 'MissingResultError', 'need', 'Source', 'locate', 'run_prefix', 'bench_file',
-           'default_datasets', 'bench', 'num', 'm100', 'ci', 'sci', 'camel', 'tex_escape', 'tt', 'Macros', 'outcome',
-           'Tex', 'Table', 'to_latex', 'to_markdown', 'Paper', 'figure', 'common', 'part_data', 'part_teacher',
-           'across', 'part_fisher', 'part_main', 'part_efficiency', 'part_cost', 'part_claims', 'part_weights',
-           'part_setup', 'part_provenance', 'generate', 'report_body', 'readme_table', 'update_readme', 'results_page',
-           'provenance_page', 'sources_section', 'stage_book', 'main']
+           'README_MARKS', 'BOOK_TABLES', 'MissingResultError', 'need', 'Source', 'pins_file', 'pin_digest',
+           'read_pins', 'pinned_run', 'locate', 'run_prefix', 'bench_file', 'default_datasets', 'bench', 'num', 'm100',
+           'ci', 'sci', 'camel', 'tex_escape', 'tt', 'Macros', 'outcome', 'Tex', 'Table', 'to_latex', 'to_markdown',
+           'Paper', 'figure', 'common', 'part_data', 'part_teacher', 'across', 'part_fisher', 'part_main',
+           'part_efficiency', 'part_cost', 'part_claims', 'part_weights', 'part_setup', 'part_provenance', 'generate',
+           'report_body', 'readme_table', 'update_readme', 'results_page', 'provenance_page', 'sources_section',
+           'stage_book', 'main']
 
 # %% ../nbs/08_paper.ipynb #0eb18224
 import argparse
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 import lwa
-from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root
+from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root, sha256_files
 
 # %% ../nbs/08_paper.ipynb #bc63c63f
 class MissingResultError(FileNotFoundError):
@@ -45,8 +46,9 @@ class Source:
     path: Path  # the run folder, or the benchmark JSON
     notebook: str  # the notebook that writes it
     provenance: dict  # its provenance.json (a benchmark's 'provenance' entry)
-    candidates: int = 1  # finished runs that matched the prefix (the newest is used)
+    candidates: int = 1  # finished runs that matched the prefix
     parts: list = field(default_factory=list)  # the parts of the paper that read it (see `generate`)
+    pinned: bool = True  # read from a manifest (False: the results folder has none, and the newest run was taken)
 
     @property
     def run_id(self) -> str: return self.path.name if self.path.is_dir() else self.path.stem
@@ -56,16 +58,69 @@ class Source:
     def stale(self) -> bool: return self.lwa_version != lwa.__version__
     @property
     def commit(self) -> str: return (self.provenance.get("git") or {}).get("commit") or "unknown"
+    @property
+    def dirty(self) -> bool:
+        "Whether the code it ran was uncommitted: `git.code_dirty`, or for older runs (which lack it) `git.dirty`."
+        g = self.provenance.get("git") or {}
+        return bool(g.get("code_dirty", g.get("dirty")))
+    @property
+    def dirty_note(self) -> str:
+        "'' when clean; else what the provenance says about the uncommitted edits."
+        if not self.dirty: return ""
+        return "uncommitted code" if "code_dirty" in (self.provenance.get("git") or {}) else "uncommitted edits (code unrecorded)"
+
+# %% ../nbs/08_paper.ipynb #8de3815d
+def pins_file(profile: str, root=None) -> Path:
+    "The manifest of the runs the paper of `profile` reads from the results folder `root`: `root/runs-<profile>.json`."
+    return Path(root or results_root()) / f"runs-{profile}.json"
+
+def pin_digest(path) -> str | None:
+    "What a pin checks: the SHA-256 of a run folder's `metrics.json` (None when it has none), or of a benchmark file."
+    p = Path(path); f = p / "metrics.json" if p.is_dir() else p
+    return sha256_files([f]) if f.is_file() else None
+
+def read_pins(root=None) -> list:
+    "Every entry of the manifests (`runs-*.json`) in the results folder `root`, each with the manifest's name; [] when there is none."
+    out = []
+    for f in sorted(Path(root or results_root()).glob("runs-*.json")):
+        try: runs = json.loads(f.read_text())["runs"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise MissingResultError(f"{f}: not a run manifest ({type(e).__name__}: {e}); write it again with `python -m lwa.reproduce --pin`") from None
+        out += [dict(r, manifest=f.name) for r in runs]
+    return out
+
+# %% ../nbs/08_paper.ipynb #0c26c096
+def _matches(entry: dict, experiment: str, prefix: str) -> bool:
+    p = Path(entry["path"])
+    return p.parent.name == experiment and (p.name == prefix if experiment == "bench" else p.name.startswith(prefix))
+
+def pinned_run(experiment: str, prefix: str, root=None) -> Path | None:
+    "The run (or benchmark file) of `experiment` named `prefix`* that a manifest in `root` pins; None when `root` has no manifest."
+    base = Path(root or results_root()); pins = read_pins(base)
+    if not pins: return None
+    hits = [e for e in pins if _matches(e, experiment, prefix)]
+    where = f"{', '.join(sorted({e['manifest'] for e in pins}))} in {base}"
+    if not hits: raise MissingResultError(f"no {experiment} result named {prefix}* is pinned in {where}; a full `make reproduce` pins its runs when it "
+                                          "finishes, or pin the finished runs now: python -m lwa.reproduce --profile PROFILE --pin")
+    if len(hits) > 1: raise MissingResultError(f"{where} pins {len(hits)} {experiment} results named {prefix}*: {[e['path'] for e in hits]}; keep one")
+    p, e = base / hits[0]["path"], hits[0]
+    if not (p.is_file() if experiment == "bench" else (p / "DONE").is_file()):
+        raise MissingResultError(f"{p}: pinned in {e['manifest']} but missing or unfinished; restore it (git checkout -- {p}) or pin again (--pin)")
+    if e.get("sha256") and pin_digest(p) != e["sha256"]:
+        raise MissingResultError(f"{p}: changed since {e['manifest']} pinned it (SHA-256 differs); restore it (git checkout -- {p}) or pin again (--pin)")
+    return p
 
 # %% ../nbs/08_paper.ipynb #efaa21b2
 def locate(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Source:
-    "The newest finished run of `experiment` named `prefix`*, as a `Source`; a `MissingResultError` says which notebook to run."
+    "The pinned run of `experiment` named `prefix`* (no manifest: the newest finished one), as a `Source`; a `MissingResultError` says what to run."
     base = Path(root or results_root())
-    try: path = find_run(experiment, prefix, root=base, notebook=notebook)
-    except FileNotFoundError as e: raise MissingResultError(str(e)) from None
+    path = pinned_run(experiment, prefix, base)
+    if path is None:
+        try: path = find_run(experiment, prefix, root=base, notebook=notebook)
+        except FileNotFoundError as e: raise MissingResultError(str(e)) from None
     n = sum((p / "DONE").is_file() for p in (base / experiment).glob(f"{prefix}*"))
     prov = json.loads(need(path / "provenance.json", notebook or experiment).read_text())
-    return Source(experiment, path, notebook or experiment, prov, n)
+    return Source(experiment, path, notebook or experiment, prov, n, pinned=bool(read_pins(base)))
 
 def run_prefix(experiment: str, profile: str, dataset: str) -> str:
     "The run-folder prefix the paper reads for `experiment` under `profile` (`dataset`: a name, or exp_distill's names joined by '+')."
@@ -87,10 +142,11 @@ def default_datasets(profile: str) -> list:
     return ["office", "scientific"] if profile == "paper" else [get_profile(profile).data.dataset]
 
 def bench(name: str, notebook: str, root=None) -> tuple:
-    "A benchmark JSON under `results/bench/`: its `Source` and its contents."
-    p = need(Path(root or results_root()) / "bench" / name, notebook)
+    "A benchmark JSON under `results/bench/` (checked against its pin, where a manifest exists): its `Source` and its contents."
+    base = Path(root or results_root())
+    p = pinned_run("bench", name, base) or need(base / "bench" / name, notebook)
     d = json.loads(p.read_text())
-    return Source("bench", p, notebook, d.get("provenance") or {}), d
+    return Source("bench", p, notebook, d.get("provenance") or {}, pinned=bool(read_pins(base))), d
 
 # %% ../nbs/08_paper.ipynb #a568c8f2
 def num(x, nd: int = 2, scale: float = 1.0) -> str:
@@ -498,24 +554,35 @@ def part_setup(P: Paper):
 # %% ../nbs/08_paper.ipynb #75010b48
 def _finished(s: Source) -> str: return (s.provenance.get("finished_at") or "--")[:16].replace("T", " ")
 
+def _note(s: Source) -> str:
+    "The provenance table's note on a source: stale, dirty, unpinned, and how many finished runs share its name."
+    bits = ["STALE"] * s.stale + [s.dirty_note] * s.dirty + ["unpinned"] * (not s.pinned)
+    if s.candidates > 1: bits.append(f"{'pinned' if s.pinned else 'newest'} of {s.candidates}")
+    return "; ".join(bits)
+
 def part_provenance(P: Paper):
     "Table `provenance` and the provenance macros."
-    g = git_info(); stale = [s for s in P.sources if s.stale]; M = P.macros
+    g = git_info(); stale, dirty = [s for s in P.sources if s.stale], [s for s in P.sources if s.dirty]; M = P.macros
     M["ProvCommit"] = tt((g.get("commit") or "unknown")[:10] + ("+dirty" if g.get("dirty") else "")); M["ProvLwaVersion"] = tt(lwa.__version__)
-    M["ProvNRuns"], M["ProvNStale"] = str(len(P.sources)), str(len(stale))
+    M["ProvNRuns"], M["ProvNStale"], M["ProvNDirty"] = str(len(P.sources)), str(len(stale)), str(len(dirty))
     M["ProvStaleList"] = ", ".join(tt(s.run_id) + f" (lwa {tex_escape(s.lwa_version or 'unrecorded')})" for s in stale) or "none"
-    M.select("IfStale", (True, False), bool(stale)); M["ProvRuns"] = ", ".join(tt(s.run_id) for s in P.sources)
-    rows = [[s.experiment, Tex(tt(s.run_id), s.run_id), s.commit[:7], s.lwa_version or "?", _finished(s),
-             ("STALE; " if s.stale else "") + (f"newest of {s.candidates}" if s.candidates > 1 else "")] for s in P.sources]
+    M["ProvDirtyList"] = ", ".join(f"{tt(s.run_id)} ({tex_escape(s.dirty_note)})" for s in dirty) or "none"
+    M.select("IfStale", (True, False), bool(stale)); M.select("IfDirty", (True, False), bool(dirty)); M["ProvRuns"] = ", ".join(tt(s.run_id) for s in P.sources)
+    rows = [[s.experiment, Tex(tt(s.run_id), s.run_id), s.commit[:7] + "+dirty" * s.dirty, s.lwa_version or "?", _finished(s), _note(s)] for s in P.sources]
     P.tables["provenance"] = Table(["Experiment", "Run", "Commit", "lwa", "Finished (UTC)", "Note"], rows, "@{}llllll@{}")
 
 # %% ../nbs/08_paper.ipynb #5f3279f6
+def _has_run(experiment: str, prefix: str, root) -> bool:
+    "Whether the paper would find a result of `experiment` named `prefix`* in `root`."
+    try: return locate(experiment, prefix, root) is not None
+    except MissingResultError: return False
+
 def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "paper", datasets=("office", "scientific"),
              weights_datasets=None, benchmarks: bool = True) -> Paper:
     "Read the results and write macros.tex, figures.tex, provenance.tex and tab_*.tex to `out`; raises `MissingResultError` naming what is missing."
     root = Path(root or results_root())
     if not weights_datasets:  # default: the main datasets that have a finished exp_weights run, else all of them (and the build names what is missing)
-        weights_datasets = [d for d in datasets if any((p / "DONE").is_file() for p in (root / "exp_weights").glob(f"{profile}-{d}-*"))] or datasets
+        weights_datasets = [d for d in datasets if _has_run("exp_weights", run_prefix("exp_weights", profile, d), root)] or datasets
     P = Paper(root, Path(fig_dir or project_root() / "figures"), profile, tuple(datasets), tuple(weights_datasets))
     m = {}
     parts = [("data", part_data), ("teacher", part_teacher), ("fisher", part_fisher), ("main", lambda P: m.update(main=part_main(P)[1])),
@@ -525,7 +592,7 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
     part_provenance(P)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     for f in out.glob("tab_*.tex"): f.unlink()  # a table that is no longer generated must not linger
-    prov = {k: P.macros.defs.pop(k) for k in list(P.macros.defs) if k.startswith("Prov") or k == "IfStale"}
+    prov = {k: P.macros.defs.pop(k) for k in list(P.macros.defs) if k.startswith("Prov") or k in ("IfStale", "IfDirty")}
     hdr = "% generated by lwa.paper.generate from the results folders: do not edit\n"
     atomic_write_text(out / "macros.tex", hdr + P.macros.tex())
     P.macros.defs.update(prov); pm = Macros(); pm.defs = prov; atomic_write_text(out / "provenance.tex", hdr + pm.tex())
@@ -628,11 +695,16 @@ def results_page(P: Paper, fig_rel: str = "figures") -> str:
 
 # %% ../nbs/08_paper.ipynb #8dafce90
 def provenance_page(P: Paper) -> str:
-    "The book's provenance page: commit, lwa version, and the table of runs with stale ones marked."
-    g, stale = git_info(), [s for s in P.sources if s.stale]
+    "The book's provenance page: commit, lwa version, the manifest, and the table of runs with stale, dirty and unpinned ones marked."
+    g, stale, dirty = git_info(), [s for s in P.sources if s.stale], [s for s in P.sources if s.dirty]
+    pins = sorted({e["manifest"] for e in read_pins(P.root)})
     out = ["# Provenance\n", f"Generated at commit `{(g.get('commit') or 'unknown')[:10]}`{' (uncommitted changes)' if g.get('dirty') else ''} by lwa {lwa.__version__}. "
-           "Each row is a results folder (or benchmark file) the paper and the results page read; a run is STALE when it was computed at another lwa version.\n"]
+           "Each row is a results folder (or benchmark file) the paper and the results page read; a run is STALE when it was computed at another lwa version, "
+           "and DIRTY (`+dirty`) when the code it ran had uncommitted edits. "
+           + (f"The runs are those pinned in `{'`, `'.join(pins)}` of the results folder.\n" if pins else "The results folder has no manifest, so each is the newest finished run of its name (unpinned).\n")]
     out.append(f"```{{warning}}\nStale: {', '.join(s.run_id for s in stale)}.\n```\n" if stale else "No result is stale.\n")
+    out.append(f"```{{warning}}\nRun from uncommitted code: {', '.join(f'{s.run_id} ({s.dirty_note})' for s in dirty)}.\n```\n" if dirty
+               else "Every result was run from committed code.\n")
     return "\n".join(out + [to_markdown(P.tables["provenance"]), sources_section(P)])
 
 def sources_section(P: Paper) -> str:
