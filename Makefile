@@ -22,9 +22,12 @@ $(BIN)/.installed: settings.ini setup.py
 
 venv: $(BIN)/.installed  ## create .venv and install lwa with its pinned dependencies
 
-run: $(BIN)/.installed  ## the main job on the embedded default (PROFILE=tiny, synthetic data)
+# progress bars off in papermill kernels (tqdm's and Hugging Face's own switches, lwa.core.QUIET_ENV): nobody watches them there
+QUIET := TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+
+run: $(BIN)/.installed  ## the main job on the embedded default (PROFILE=tiny, synthetic data); writes only git-ignored files
 	mkdir -p $(NB_OUT)
-	$(BIN)/papermill --log-output nbs/exp_distill.ipynb $(NB_OUT)/exp_distill-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
+	$(QUIET) $(BIN)/papermill --log-output nbs/exp_distill.ipynb $(NB_OUT)/exp_distill-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
 	  -p profile $(PROFILE) $(if $(DATASET),-y "datasets: [$(DATASET)]")
 
 test: $(BIN)/.installed  ## sync check, then nbdev_test, then pytest
@@ -52,13 +55,21 @@ export:  ## after editing notebooks: export lwa/ and clean the notebooks
 
 # ---- the paper, the book, and the whole reproduction ----
 PAPER_PROFILE ?= paper
-.PHONY: paper book reproduce
+RESULTS ?=
+N ?= 2
+SEED ?=
+PAPER_ARGS ?=
+ROOT_ARG = $(if $(RESULTS),--root $(RESULTS))
+.PHONY: paper book reproduce verify
 
-paper: $(BIN)/.installed  ## the PDF from the results: paper/main.pdf (PAPER_PROFILE=paper), else the report paper/report-<profile>.pdf
-	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) --only paper
+paper: $(BIN)/.installed  ## the PDF from the results: paper/main.pdf (PAPER_PROFILE=paper), else the report paper/report-<profile>.pdf; RESULTS=<dir>
+	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) $(ROOT_ARG) --only paper $(if $(PAPER_ARGS),--paper-args "$(PAPER_ARGS)")
 
 book: $(BIN)/.installed  ## the paper, then the jupyter-book (book/_build/html): README, notebooks, results and provenance pages, the PDF; offline
-	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) --only paper book
+	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) $(ROOT_ARG) --only paper book $(if $(PAPER_ARGS),--paper-args "$(PAPER_ARGS)")
 
-reproduce: $(BIN)/.installed  ## every experiment notebook in order (finished runs skipped), then the paper and the book; PROFILE=tiny (default) or paper
-	$(BIN)/python -m lwa.reproduce --profile $(PROFILE)
+reproduce: $(BIN)/.installed  ## every experiment notebook in order (finished runs skipped), then the paper and the book; PROFILE=tiny|paper|gpu, RESULTS=<new dir> recomputes all there
+	$(BIN)/python -m lwa.reproduce --profile $(PROFILE) $(ROOT_ARG)
+
+verify: $(BIN)/.installed  ## re-make N (default 2) committed units of PROFILE at random (SEED=s repeats a choice) and compare them byte for byte
+	$(BIN)/python -m lwa.reproduce --profile $(PROFILE) $(ROOT_ARG) --verify $(N) $(if $(SEED),--seed $(SEED))

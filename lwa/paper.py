@@ -10,7 +10,7 @@ __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA
            'Paper', 'figure', 'common', 'part_data', 'part_teacher', 'across', 'part_fisher', 'part_main',
            'part_efficiency', 'part_cost', 'part_claims', 'part_weights', 'part_setup', 'part_provenance', 'generate',
            'report_body', 'readme_table', 'update_readme', 'results_page', 'provenance_page', 'sources_section',
-           'stage_book', 'main']
+           'api_page', 'relative_paths', 'experiment_page', 'stage_book', 'main']
 
 # %% ../nbs/08_paper.ipynb #0eb18224
 import argparse
@@ -719,14 +719,89 @@ def sources_section(P: Paper) -> str:
         out.append(f"- {len(macros)} macros: " + (", ".join(f"`\\{k}`" for k in macros) or "none") + "\n")
     return "\n".join(out)
 
+# %% ../nbs/08_paper.ipynb #ef3fd80c
+_SOURCE_LINK = re.compile(r"^\[source\]\([^)]*\)\{[^}]*\}\n?", re.M)  # quarto's float-right link to GitHub
+
+def _strip_directives(src: str) -> tuple:
+    "`src` without its `#|` directive lines, and those lines."
+    lines = src.splitlines()
+    keep, dirs = [l for l in lines if not l.lstrip().startswith("#|")], [l for l in lines if l.lstrip().startswith("#|")]
+    return "\n".join(keep), dirs
+
+def _for_jupyter_book(nb) -> list:
+    "The cells of an nbdev-processed notebook, as jupyter-book shows them (see above)."
+    from execnb.nbio import mk_cell
+    fm = getattr(nb, "frontmatter_", None) or {}
+    cells, level = [mk_cell(f"# {fm.get('title', 'API')}\n\n> {fm.get('description', '')}", cell_type="markdown")], 1
+    for c in nb.cells:
+        if c.cell_type == "raw" or not c.source.strip(): continue  # quarto's front matter: the title cell above replaces it
+        if c.cell_type == "markdown":
+            heads = re.findall(r"^(#+) ", c.source, re.M)
+            level = len(heads[-1]) if heads else level
+        else:
+            c.source, dirs = _strip_directives(c.source)
+            if any(re.search(r"echo:\s*false", d) for d in dirs): c.metadata["tags"] = ["remove-input"]
+            for o in c.get("outputs", []):
+                md = o.get("data", {}).get("text/markdown")
+                if md is None: continue
+                md = _SOURCE_LINK.sub("", "".join(md) if isinstance(md, list) else md)
+                o["data"]["text/markdown"] = re.sub(r"^### ", "#" * min(level + 1, 6) + " ", md, flags=re.M)
+        cells.append(c)
+    return cells
+
+def api_page(src, dest) -> Path:
+    "Render library notebook `src` as an API page for the book at `dest` (cached; see above)."
+    import warnings
+    import nbdev
+    from execnb.nbio import read_nb, write_nb
+    from nbdev.processors import FilterDefaults
+    from lwa.models import cache_dir
+    src, dest = Path(src), Path(dest)
+    mods = [project_root() / "lwa" / f"{m}.py" for m in re.findall(r"#\|\s*default_exp\s+(\S+)", src.read_text())]
+    cached = cache_dir() / "api" / f"{src.stem}-{sha256_files([src, *[m for m in mods if m.is_file()]])[:16]}-{nbdev.__version__}.ipynb"
+    if not cached.is_file():
+        class Procs(FilterDefaults):
+            def base_procs(self): return [p for p in super().base_procs() if p.__name__ != "add_links"]
+        nb = read_nb(src)
+        with warnings.catch_warnings(): warnings.simplefilter("ignore"); Procs()(nb)  # nbdev warns of cells that mix imports and code
+        nb.cells = _for_jupyter_book(nb); cached.parent.mkdir(parents=True, exist_ok=True); write_nb(nb, cached)
+    shutil.copy2(cached, dest); return dest
+
+# %% ../nbs/08_paper.ipynb #0b00d344
+_BAR = re.compile(r"\d+%\|.*\|")  # a tqdm redraw
+
+def relative_paths(text: str, root=None) -> str:
+    "`text` with the checkout's absolute folder removed from the paths in it: they become relative to the checkout."
+    return text.replace(str(Path(root or project_root()).resolve()) + "/", "")
+
+def _glance(cells: list) -> list:
+    "An 'At a glance' section: every figure of the notebook, then the output of its last code cell that has one."
+    figs = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    last = next((c for c in reversed(cells) if c["cell_type"] == "code" and c.get("outputs")), None)
+    outs = figs + [o for o in (last or {}).get("outputs", []) if o.get("name") != "stderr" and o not in figs]
+    return [dict(cell_type="markdown", metadata={}, source="## At a glance\n\nThe figures and the final output of this run; the notebook, as executed, follows."),
+            dict(cell_type="code", execution_count=None, metadata=dict(tags=["remove-input"]), outputs=outs, source="")] if outs else []
+
+def experiment_page(src, dest, root=None) -> Path:
+    "The book's page of an executed experiment notebook `src`: at a glance first, checkout paths relative, progress bars dropped (see above)."
+    nb = json.loads(relative_paths(Path(src).read_text(), root))
+    for c in nb["cells"]:
+        c["outputs"] = [o for o in c.get("outputs", []) if not (o.get("name") == "stderr" and _BAR.search("".join(o.get("text", ""))))] if "outputs" in c else None
+        if c["outputs"] is None: del c["outputs"]
+    h1 = next((i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown" and "".join(c["source"]).lstrip().startswith("# ")), -1)
+    nb["cells"][h1 + 1:h1 + 1] = _glance(nb["cells"])
+    atomic_write_text(dest, json.dumps(nb, indent=1, ensure_ascii=False)); return Path(dest)
+
 # %% ../nbs/08_paper.ipynb #c8cc30fc
 _MATHJAX = Path("/usr/share/javascript/mathjax")
 _MJ_SKIP = shutil.ignore_patterns("unpacked", "test", "SVG", "NativeMML", "PlainSource", "PreviewHTML", "localization", "*.eot", "*.otf", "*.svg")
 
-def _copy_nbs(src: Path, dest: Path, pattern: str) -> list:
+def _copy_nbs(src: Path, dest: Path, pattern: str, render=None) -> list:
+    "Copy (or, with `render(src, dest)`, render) the notebooks `src/pattern` into `dest`; the _toc.yml entries."
     dest.mkdir(parents=True, exist_ok=True); names = []
     for f in sorted(src.glob(pattern)):
-        if not f.name.startswith(("_", ".")): shutil.copy2(f, dest / f.name); names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
+        if f.name.startswith(("_", ".")): continue
+        (render or shutil.copy2)(f, dest / f.name); names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
     return names
 
 # %% ../nbs/08_paper.ipynb #680652c5
@@ -735,7 +810,7 @@ def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathj
     book, root_dir = Path(book), Path(root_dir or project_root())
     for d in ("api", "experiments", "figures"): shutil.rmtree(book / d, ignore_errors=True)
     shutil.copy2(root_dir / "README.md", book / "README.md")
-    api, exps = _copy_nbs(root_dir / "nbs", book / "api", "[0-9]*.ipynb"), _copy_nbs(P.root / "notebooks", book / "experiments", f"*-{P.profile}*.ipynb")
+    api, exps = _copy_nbs(root_dir / "nbs", book / "api", "[0-9]*.ipynb", api_page), _copy_nbs(P.root / "notebooks", book / "experiments", f"*-{P.profile}*.ipynb", experiment_page)
     (book / "figures").mkdir(); [shutil.copy2(P.fig_dir / f"{n}.png", book / "figures") for n, _ in P.figures.values()]
     pdf = Path(pdf)
     if not pdf.is_file(): raise MissingResultError(f"{pdf}: missing; it is built by `make paper` (the generator, then latexmk)")

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def _nb_step(nb: str, profile: str, ds, out: Path, experiment: str, prefix: str,
     tag = "+".join(map(dataset_slug, ds if isinstance(ds, list) else [ds]))
     return Step(f"{nb}[{tag}]", nb, dict(profile=profile, **params), out / f"{nb}-{profile}-{tag}.ipynb", experiment, prefix)
 
-def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, book: bool = True) -> list:
+def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, book: bool = True, paper_args=()) -> list:
     "The steps that reproduce the paper (or the report) of `profile`, in dependency order."
     get_profile(profile)  # an unknown profile is named here
     datasets = list(datasets or default_datasets(profile)); root = Path(root or results_root())
@@ -80,7 +81,7 @@ def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, bo
         for s in steps:
             if s.experiment == "bench": s.params.update(out_file=str(root / "bench" / s.prefix)); continue
             s.params.update(out_dir=str(root), **({"fig_dir": str(root / "figures")} if "fig_dir" in EXP_PARAMS.get(s.notebook, {}) else {}))
-    steps += build_steps(profile, datasets, root, book)
+    steps += build_steps(profile, datasets, root, book, paper_args)
     return steps
 
 # %% ../nbs/09_reproduce.ipynb #470cb768
@@ -93,11 +94,11 @@ def _tool(name: str) -> str:
     p = Path(sys.executable).parent / name
     return str(p) if p.exists() else (shutil.which(name) or name)
 
-def build_steps(profile: str, datasets: list, root=None, book: bool = True) -> list:
-    "The paper step (the generator, then latexmk) and the book step (the book's pages, then jupyter-book)."
+def build_steps(profile: str, datasets: list, root=None, book: bool = True, paper_args=()) -> list:
+    "The paper step (the generator with `paper_args`, then latexmk) and the book step (the book's pages, then jupyter-book)."
     own = root is not None and Path(root) != results_root()  # a results folder of its own: its figures are in it too
     gen = [sys.executable, "-m", "lwa.paper", "--profile", profile, "--datasets", *datasets] + (["--root", str(root)] if root else [])
-    gen += ["--figures", str(Path(root) / "figures")] if own else []
+    gen += (["--figures", str(Path(root) / "figures")] if own else []) + list(paper_args)
     pdf = paper_pdf(profile); tex = "main" if profile == "paper" else "report"
     latex = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"-jobname={Path(pdf).stem}", f"{tex}.tex"]
     steps = [Step("paper", commands=[(gen, "."), (latex, "paper")], result=pdf)]
@@ -187,9 +188,9 @@ def pin(profile: str = "tiny", datasets=None, root=None) -> Path:
 
 # %% ../nbs/09_reproduce.ipynb #e9ac4a51
 def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = False, keep_going: bool = False, root=None, book: bool = True,
-              cwd=None, log=lambda *a: print(*a, flush=True)) -> pd.DataFrame:
+              cwd=None, log=lambda *a: print(*a, flush=True), paper_args=()) -> pd.DataFrame:
     "Run the plan of `profile` (the steps named in `only`, by step or notebook name), printing the progress table after each step; returns it."
-    root = Path(root or results_root()); steps = plan(profile, datasets, root, book=book)
+    root = Path(root or results_root()); steps = plan(profile, datasets, root, book=book, paper_args=paper_args)
     if only:
         unknown = sorted(set(only) - {s.name for s in steps} - {s.notebook or s.name for s in steps})
         if unknown: raise ValueError(f"only: unknown steps {unknown}; choose from {[s.name for s in steps]} or the notebook names")
@@ -371,6 +372,7 @@ def main(argv=None):
     ap.add_argument("--verify", type=int, metavar="N", default=None, help="re-make N committed units at random and compare them byte for byte")
     ap.add_argument("--seed", type=int, default=None, help="--verify: the seed of the random choice (printed when not given)")
     ap.add_argument("--units", nargs="+", default=None, help="--verify: these unit folders instead of a random choice")
+    ap.add_argument("--paper-args", default="", help='options for python -m lwa.paper, e.g. "--weights-datasets office" (make paper PAPER_ARGS=...)')
     ap.add_argument("--scratch", default=None, help="--verify: an empty folder for the re-made units (default: a new one in results/scratch/)")
     a = ap.parse_args(argv)
     try:
@@ -379,7 +381,7 @@ def main(argv=None):
             t = verify(a.verify or 0, a.profile, a.root, a.seed, a.units, a.scratch)
             ok = bool(len(t)) and bool(((t.per_user == "identical") & (t.metrics == "identical")).all())
             print(f"lwa.reproduce --verify: {'every unit is identical' if ok else 'NOT identical: see the table'}"); sys.exit(0 if ok else 1)
-        table = reproduce(a.profile, a.datasets, a.only, a.force, a.keep_going, a.root, not a.no_book)
+        table = reproduce(a.profile, a.datasets, a.only, a.force, a.keep_going, a.root, not a.no_book, paper_args=shlex.split(a.paper_args))
     except (ValueError, MissingResultError) as e: sys.exit(f"lwa.reproduce: {e}")
     counts = table.status.value_counts().to_dict()
     print(f"lwa.reproduce ({a.profile}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
