@@ -6,8 +6,8 @@
 __all__ = ['DTYPES', 'LAYER_LOSSES', 'TOKEN_MODES', 'PROFILES', 'PACKAGES', 'CODE_PATHS', 'QUIET_ENV', 'EXP_PARAMS',
            'ConfigError', 'DataCfg', 'ModelCfg', 'TrainCfg', 'EvalCfg', 'DistillCfg', 'Profile', 'get_profile',
            'seed_everything', 'sha256_json', 'sha256_files', 'project_root', 'git_info', 'package_versions',
-           'provenance', 'quiet_env', 'progress_disabled', 'atomic_write_text', 'atomic_write_json', 'atomic_write_csv',
-           'json_records', 'RunFinishedError', 'results_root', 'Run', 'find_run', 'check_params']
+           'provenance', 'quiet_env', 'progress_disabled', 'repo_path', 'atomic_write_text', 'atomic_write_json',
+           'atomic_write_csv', 'json_records', 'RunFinishedError', 'results_root', 'Run', 'find_run', 'check_params']
 
 # %% ../nbs/00_core.ipynb #f72ced74
 import dataclasses
@@ -351,6 +351,12 @@ class _DropNoise(logging.Filter):
 _cfg_log = logging.getLogger("transformers.configuration_utils")
 if not any(isinstance(f, _DropNoise) for f in _cfg_log.filters): _cfg_log.addFilter(_DropNoise())
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
+
+# %% ../nbs/00_core.ipynb #18aad951
+def repo_path(p) -> str:
+    "`p` relative to the checkout when it lies inside it (for results files and printed paths), else `p` as given."
+    try: return Path(p).resolve().relative_to(project_root().resolve()).as_posix()
+    except ValueError: return str(p)
 
 # %% ../nbs/00_core.ipynb #01b931bd
 def atomic_write_text(path, text: str) -> Path:

@@ -10,7 +10,7 @@ __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA
            'Paper', 'figure', 'common', 'part_data', 'part_teacher', 'across', 'part_fisher', 'part_main',
            'part_efficiency', 'part_cost', 'part_claims', 'part_weights', 'part_setup', 'part_provenance', 'generate',
            'report_body', 'readme_table', 'update_readme', 'results_page', 'provenance_page', 'sources_section',
-           'api_page', 'relative_paths', 'experiment_page', 'stage_book', 'main']
+           'api_page', 'relative_paths', 'relative_notebook', 'experiment_page', 'stage_book', 'main']
 
 # %% ../nbs/08_paper.ipynb #0eb18224
 import argparse
@@ -754,14 +754,19 @@ def api_page(src, dest) -> Path:
     import warnings
     import nbdev
     from execnb.nbio import read_nb, write_nb
-    from nbdev.processors import FilterDefaults
+    from nbdev.processors import FilterDefaults, exec_show_docs
     from lwa.models import cache_dir
     src, dest = Path(src), Path(dest)
     mods = [project_root() / "lwa" / f"{m}.py" for m in re.findall(r"#\|\s*default_exp\s+(\S+)", src.read_text())]
-    cached = cache_dir() / "api" / f"{src.stem}-{sha256_files([src, *[m for m in mods if m.is_file()]])[:16]}-{nbdev.__version__}.ipynb"
+    keyed = [src, *[m for m in mods if m.is_file()], project_root() / "lwa" / "paper.py"]  # the notebook, its module, this renderer
+    cached = cache_dir() / "api" / f"{src.stem}-{sha256_files([k for k in keyed if k.is_file()])[:16]}-{nbdev.__version__}.ipynb"
     if not cached.is_file():
+        class exec_docs(exec_show_docs):
+            "nbdev's `exec_show_docs`, running the exported cells and the `show_doc` cells only: a test cell that also imports is not needed."
+            def __call__(self, cell):
+                if cell.cell_type == "code" and ("show_doc(" in cell.source or cell.directives_.keys() & {"export", "exports", "exporti"}): super().__call__(cell)
         class Procs(FilterDefaults):
-            def base_procs(self): return [p for p in super().base_procs() if p.__name__ != "add_links"]
+            def base_procs(self): return [exec_docs if p is exec_show_docs else p for p in super().base_procs() if p.__name__ != "add_links"]
         nb = read_nb(src)
         with warnings.catch_warnings(): warnings.simplefilter("ignore"); Procs()(nb)  # nbdev warns of cells that mix imports and code
         nb.cells = _for_jupyter_book(nb); cached.parent.mkdir(parents=True, exist_ok=True); write_nb(nb, cached)
@@ -774,6 +779,14 @@ def relative_paths(text: str, root=None) -> str:
     "`text` with the checkout's absolute folder removed from the paths in it: they become relative to the checkout."
     return text.replace(str(Path(root or project_root()).resolve()) + "/", "")
 
+_CHECKOUT_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.+-]+/)+?(?=(?:results|nbs|figures|paper|lwa|\.venv)/)")  # /any/checkout/ before its folders
+
+def relative_notebook(text: str) -> str:
+    "An executed notebook's JSON `text` with the paths of the checkout it ran in relative to it (`/x/lwa/results/a` becomes `results/a`)."
+    ran = (json.loads(text).get("metadata", {}).get("papermill") or {}).get("input_path") or ""
+    if Path(ran).is_absolute() and Path(ran).parent.name == "nbs": text = relative_paths(text, Path(ran).parents[1])
+    return _CHECKOUT_PATH.sub("", relative_paths(text))  # papermill records no cwd for a relative input_path: the checkout's folders tell
+
 def _glance(cells: list) -> list:
     "An 'At a glance' section: every figure of the notebook, then the output of its last code cell that has one."
     figs = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
@@ -784,7 +797,7 @@ def _glance(cells: list) -> list:
 
 def experiment_page(src, dest, root=None) -> Path:
     "The book's page of an executed experiment notebook `src`: at a glance first, checkout paths relative, progress bars dropped (see above)."
-    nb = json.loads(relative_paths(Path(src).read_text(), root))
+    nb = json.loads(relative_paths(relative_notebook(Path(src).read_text()), root))
     for c in nb["cells"]:
         c["outputs"] = [o for o in c.get("outputs", []) if not (o.get("name") == "stderr" and _BAR.search("".join(o.get("text", ""))))] if "outputs" in c else None
         if c["outputs"] is None: del c["outputs"]

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import EXP_PARAMS, atomic_write_json, find_run, get_profile, git_info, json_records, project_root, provenance, quiet_env, results_root
+from .core import EXP_PARAMS, atomic_write_json, atomic_write_text, find_run, get_profile, git_info, json_records, project_root, provenance, quiet_env, results_root
 from .data import dataset_slug
-from .paper import MissingResultError, bench_file, default_datasets, pin_digest, pinned_run, pins_file, run_prefix
+from .paper import MissingResultError, bench_file, default_datasets, pin_digest, pinned_run, pins_file, relative_notebook, run_prefix
 
 # %% ../nbs/09_reproduce.ipynb #aa1eebc8
 def _newest(experiment: str, prefix: str, root: Path) -> Path | None:
@@ -118,7 +118,7 @@ def _complaints(out: str) -> str:
     return " | ".join(bad[-5:] if bad else lines[-5:])[-1500:]
 
 def _rel(p: Path, cwd: Path) -> str:
-    "`p` relative to the checkout where it lies inside it."
+    "`p` relative to the checkout `cwd` where it lies inside it."
     try: return str(Path(p).resolve().relative_to(Path(cwd).resolve()))
     except ValueError: return str(p)
 
@@ -150,6 +150,7 @@ def run_step(s: Step, root: Path, force: bool = False, cwd=None) -> Step:
             with _environ(kernel_env(root)):
                 pm.execute_notebook(str(cwd / "nbs" / f"{s.notebook}.ipynb"), str(s.output), parameters=s.params, cwd=str(cwd), progress_bar=False,
                                     log_output=False, kernel_name="python3")
+            atomic_write_text(s.output, relative_notebook(Path(s.output).read_text()))  # the checkout's paths stored relative: the same wherever it sits
             new = {p: t for p, t in _finished_set(s, root).items() if before.get(p) != t}  # what this run finished (or rewrote: a benchmark)
             found = max(new, key=new.get) if new else s.finished(root)
             if found is None: raise RuntimeError(f"nbs/{s.notebook}.ipynb ran but left no finished {s.experiment} result named {s.prefix}*")
@@ -261,8 +262,9 @@ def remake_notebook_run(nb: str, params):
     def recipe(unit: Path, cfg: dict, scratch: Path, src: Path, cwd: Path, log) -> Path:
         bad = _same_profile(cfg)
         if bad: raise ValueError(f"its profile differs from today's {cfg['profile']['name']!r} in {bad}, which nbs/{nb}.ipynb takes no parameter for")
-        _pm(nb, params(cfg), scratch, cwd, log)
-        return scratch / unit.parent.name / unit.name
+        made = scratch / unit.parent.name / unit.name
+        if not (made / "DONE").is_file(): _pm(nb, params(cfg), scratch, cwd, log)  # not made already (a teacher re-trained for a unit)
+        return made
     return recipe
 
 def _teacher_params(cfg: dict) -> dict:
@@ -283,6 +285,7 @@ def _provide_teacher(profile: dict, scratch: Path, src: Path, cwd: Path, log) ->
     "Put the fine-tuned teacher of `profile` in the scratch folder: linked from `src` where it has the weights, else re-trained by exp_teacher."
     ds, name = profile["data"]["dataset"], profile["name"]
     prefix = f"{name}-{dataset_slug(ds)}-{Path(profile['model']['teacher']).name}-seed0-"
+    if (made := _newest("exp_teacher", prefix, scratch)) is not None and (made / "teacher" / "model.safetensors").is_file(): return None  # there already
     run = _newest("exp_teacher", prefix, src)
     if run is not None and (run / "teacher" / "model.safetensors").is_file(): _copy_run(run, scratch); return None
     took = json.loads((run / "provenance.json").read_text()).get("wall_time_s") if run is not None and (run / "provenance.json").is_file() else None
