@@ -745,6 +745,7 @@ def _for_jupyter_book(nb) -> list:
                 md = o.get("data", {}).get("text/markdown")
                 if md is None: continue
                 md = _SOURCE_LINK.sub("", "".join(md) if isinstance(md, list) else md)
+                md = re.sub(r"^---\n", "", md, flags=re.M)  # a rule inside an output breaks docutils' transitions: the heading separates
                 o["data"]["text/markdown"] = re.sub(r"^### ", "#" * min(level + 1, 6) + " ", md, flags=re.M)
         cells.append(c)
     return cells
@@ -787,13 +788,17 @@ def relative_notebook(text: str) -> str:
     if Path(ran).is_absolute() and Path(ran).parent.name == "nbs": text = relative_paths(text, Path(ran).parents[1])
     return _CHECKOUT_PATH.sub("", relative_paths(text))  # papermill records no cwd for a relative input_path: the checkout's folders tell
 
+_VERDICT = re.compile(r"verdict|\bH\d\b|significan|speed-up|\bbest\b", re.I)  # printed lines that answer the experiment's question
+
 def _glance(cells: list) -> list:
-    "An 'At a glance' section: every figure of the notebook, then the output of its last code cell that has one."
-    figs = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    "An 'At a glance' section: every figure, every printed verdict (`_VERDICT`), then the output of the last code cell that has one."
+    outs = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+            or (o.get("name") == "stdout" and _VERDICT.search("".join(o.get("text", ""))))]
     last = next((c for c in reversed(cells) if c["cell_type"] == "code" and c.get("outputs")), None)
-    outs = figs + [o for o in (last or {}).get("outputs", []) if o.get("name") != "stderr" and o not in figs]
-    return [dict(cell_type="markdown", metadata={}, source="## At a glance\n\nThe figures and the final output of this run; the notebook, as executed, follows."),
-            dict(cell_type="code", execution_count=None, metadata=dict(tags=["remove-input"]), outputs=outs, source="")] if outs else []
+    outs += [o for o in (last or {}).get("outputs", []) if o.get("name") != "stderr" and o not in outs]
+    return [dict(cell_type="markdown", metadata={}, source="## At a glance\n\nThe figures, the verdicts and the final output of this run; the notebook, as executed, follows."),
+            dict(cell_type="code", execution_count=None, metadata=dict(tags=["remove-input"]), outputs=outs,
+                 source="# copies of this run's figures and final output (myst-nb skips a cell with no source)")] if outs else []
 
 def experiment_page(src, dest, root=None) -> Path:
     "The book's page of an executed experiment notebook `src`: at a glance first, checkout paths relative, progress bars dropped (see above)."
