@@ -566,7 +566,7 @@ def part_provenance(P: Paper):
     M["ProvCommit"] = tt((g.get("commit") or "unknown")[:10] + ("+dirty" if g.get("dirty") else "")); M["ProvLwaVersion"] = tt(lwa.__version__)
     M["ProvNRuns"], M["ProvNStale"], M["ProvNDirty"] = str(len(P.sources)), str(len(stale)), str(len(dirty))
     M["ProvStaleList"] = ", ".join(tt(s.run_id) + f" (lwa {tex_escape(s.lwa_version or 'unrecorded')})" for s in stale) or "none"
-    M["ProvDirtyList"] = ", ".join(f"{tt(s.run_id)} ({tex_escape(s.dirty_note)})" for s in dirty) or "none"
+    M["ProvDirtyList"] = ", ".join(f"{tt(s.path.name)} ({tex_escape(s.dirty_note)})" for s in dirty) or "none"
     M.select("IfStale", (True, False), bool(stale)); M.select("IfDirty", (True, False), bool(dirty)); M["ProvRuns"] = ", ".join(tt(s.run_id) for s in P.sources)
     rows = [[s.experiment, Tex(tt(s.run_id), s.run_id), s.commit[:7] + "+dirty" * s.dirty, s.lwa_version or "?", _finished(s), _note(s)] for s in P.sources]
     P.tables["provenance"] = Table(["Experiment", "Run", "Commit", "lwa", "Finished (UTC)", "Note"], rows, "@{}llllll@{}")
@@ -703,7 +703,7 @@ def provenance_page(P: Paper) -> str:
            "and DIRTY (`+dirty`) when the code it ran had uncommitted edits. "
            + (f"The runs are those pinned in `{'`, `'.join(pins)}` of the results folder.\n" if pins else "The results folder has no manifest, so each is the newest finished run of its name (unpinned).\n")]
     out.append(f"```{{warning}}\nStale: {', '.join(s.run_id for s in stale)}.\n```\n" if stale else "No result is stale.\n")
-    out.append(f"```{{warning}}\nRun from uncommitted code: {', '.join(f'{s.run_id} ({s.dirty_note})' for s in dirty)}.\n```\n" if dirty
+    out.append(f"```{{warning}}\nRun from uncommitted code: {', '.join(f'{s.path.name} ({s.dirty_note})' for s in dirty)}.\n```\n" if dirty
                else "Every result was run from committed code.\n")
     return "\n".join(out + [to_markdown(P.tables["provenance"]), sources_section(P)])
 
@@ -774,7 +774,13 @@ def api_page(src, dest) -> Path:
     shutil.copy2(cached, dest); return dest
 
 # %% ../nbs/08_paper.ipynb #0b00d344
-_BAR = re.compile(r"\d+%\|.*\|")  # a tqdm redraw
+_BAR = re.compile(r"\d+%\|.*\||IProgress not found|from autonotebook import|model of type `lwa_llmrec`")  # a tqdm redraw, the noise lwa.core drops now
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+def _noise(o: dict) -> bool:
+    "A stderr output that is a progress-bar redraw, cursor movement, or a message `lwa.core` filters out now."
+    text = _ANSI.sub("", "".join(o.get("text", ""))).replace("\r", "")
+    return o.get("name") == "stderr" and (not text.strip() or bool(_BAR.search(text)))
 
 def relative_paths(text: str, root=None) -> str:
     "`text` with the checkout's absolute folder removed from the paths in it: they become relative to the checkout."
@@ -804,7 +810,7 @@ def experiment_page(src, dest, root=None) -> Path:
     "The book's page of an executed experiment notebook `src`: at a glance first, checkout paths relative, progress bars dropped (see above)."
     nb = json.loads(relative_paths(relative_notebook(Path(src).read_text()), root))
     for c in nb["cells"]:
-        c["outputs"] = [o for o in c.get("outputs", []) if not (o.get("name") == "stderr" and _BAR.search("".join(o.get("text", ""))))] if "outputs" in c else None
+        c["outputs"] = [o for o in c.get("outputs", []) if not _noise(o)] if "outputs" in c else None
         if c["outputs"] is None: del c["outputs"]
     h1 = next((i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown" and "".join(c["source"]).lstrip().startswith("# ")), -1)
     nb["cells"][h1 + 1:h1 + 1] = _glance(nb["cells"])
