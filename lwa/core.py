@@ -302,14 +302,15 @@ def _git(*args) -> str | None:
     try: return subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, check=True, timeout=20).stdout.strip()
     except (OSError, subprocess.SubprocessError): return None
 
-CODE_PATHS = ("lwa", "nbs")  # the code results depend on: edits elsewhere (the paper's text, the README) leave results valid
+CODE_PATHS = ("lwa", "nbs")  # the code results depend on; other edits (the paper's text, the README) leave them valid
 
 def git_info() -> dict:
-    "The commit; whether tracked files differ from it (`dirty`, results/ aside); whether the code in `CODE_PATHS` does (`code_dirty`)."
+    "The commit; whether tracked files differ from it (`dirty`, results/ aside), and `CODE_PATHS` (`code_dirty`)."
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
-    code = _git("status", "--porcelain", "--untracked-files=normal", "--", *CODE_PATHS)  # a new, uncommitted module counts too
-    return dict(commit=commit, dirty=None if status is None else bool(status), code_dirty=None if code is None else bool(code))
+    code = _git("status", "--porcelain", "--untracked-files=normal", "--", *CODE_PATHS)  # a new module counts
+    dirty = None if status is None else bool(status)
+    return dict(commit=commit, dirty=dirty, code_dirty=None if code is None else bool(code))
 
 def package_versions(names=PACKAGES) -> dict:
     "Installed versions of `names` (None where absent)."
@@ -333,10 +334,10 @@ def provenance(seed: int | None = None, data_checksum: str | None = None, starte
         wall_time_s=None if started is None else round(now - started, 3))
 
 # %% ../nbs/00_core.ipynb #995e308c
-QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # tqdm's and Hugging Face's own progress-bar switches
+QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # tqdm's and Hugging Face's own switches
 
 def quiet_env(env: dict | None = None) -> dict:
-    "`env` (default: this process's environment) with the progress bars switched off, for a subprocess whose output is no terminal."
+    "`env` (default: this process's) with the progress bars off, for a subprocess whose output is no terminal."
     return {**(os.environ if env is None else env), **QUIET_ENV}
 
 def progress_disabled() -> bool:
@@ -345,18 +346,22 @@ def progress_disabled() -> bool:
 
 # %% ../nbs/00_core.ipynb #70ae008a
 class _DropNoise(logging.Filter):
-    "Drop transformers' warning that a saved `lwa_llmrec` config is read as a generic config (the tokenizer loader does that)."
-    def filter(self, record) -> bool: return "model of type `lwa_llmrec`" not in record.getMessage()
+    "Drop transformers' warning that a saved `lwa_llmrec` config is read as a generic one (the tokenizer loader does)."
+    def filter(self, record) -> bool:
+        return "model of type `lwa_llmrec`" not in record.getMessage()
 
 _cfg_log = logging.getLogger("transformers.configuration_utils")
-if not any(isinstance(f, _DropNoise) for f in _cfg_log.filters): _cfg_log.addFilter(_DropNoise())
+if not any(isinstance(f, _DropNoise) for f in _cfg_log.filters):
+    _cfg_log.addFilter(_DropNoise())
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
 
 # %% ../nbs/00_core.ipynb #18aad951
 def repo_path(p) -> str:
     "`p` relative to the checkout when it lies inside it (for results files and printed paths), else `p` as given."
-    try: return Path(p).resolve().relative_to(project_root().resolve()).as_posix()
-    except ValueError: return str(p)
+    try:
+        return Path(p).resolve().relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        return str(p)
 
 # %% ../nbs/00_core.ipynb #01b931bd
 def atomic_write_text(path, text: str) -> Path:

@@ -26,16 +26,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import EXP_PARAMS, atomic_write_json, atomic_write_text, find_run, get_profile, git_info, json_records, project_root, provenance, quiet_env, results_root
+from .core import (EXP_PARAMS, atomic_write_json, atomic_write_text, find_run, get_profile, git_info, json_records, project_root,
+                      provenance, quiet_env, results_root)
 from .data import dataset_slug
-from .paper import MissingResultError, bench_file, default_datasets, pin_digest, pinned_run, pins_file, relative_notebook, run_prefix
+from .paper import (MissingResultError, bench_file, default_datasets, pin_digest, pinned_run, pins_file, relative_notebook,
+                       run_prefix)
 
 # %% ../nbs/09_reproduce.ipynb #aa1eebc8
 def _newest(experiment: str, prefix: str, root: Path) -> Path | None:
     "The newest finished run of `experiment` named `prefix`* (a benchmark: the file `prefix`), or None."
-    if experiment == "bench": return root / "bench" / prefix if (root / "bench" / prefix).is_file() else None
-    try: return find_run(experiment, prefix, root=root)
-    except FileNotFoundError: return None
+    if experiment == "bench":
+        return root / "bench" / prefix if (root / "bench" / prefix).is_file() else None
+    try:
+        return find_run(experiment, prefix, root=root)
+    except FileNotFoundError:
+        return None
 
 @dataclass
 class Step:
@@ -53,10 +58,13 @@ class Step:
     found: Path | None = None  # the same, as a path: what a full reproduction pins
 
     def finished(self, root: Path) -> Path | None:
-        "The finished result this step would produce, if it exists: the one a manifest pins, else the newest of its name."
-        if self.experiment is None: return None
-        try: return pinned_run(self.experiment, self.prefix, root) or _newest(self.experiment, self.prefix, root)
-        except MissingResultError: return _newest(self.experiment, self.prefix, root)  # pinned for another profile only, or the pin is gone
+        "The finished result of this step, if it exists: the one a manifest pins, else the newest of its name."
+        if self.experiment is None:
+            return None
+        try:
+            return pinned_run(self.experiment, self.prefix, root) or _newest(self.experiment, self.prefix, root)
+        except MissingResultError:  # pinned for another profile only, or the pin is gone
+            return _newest(self.experiment, self.prefix, root)
 
 # %% ../nbs/09_reproduce.ipynb #41c3e16c
 EXPERIMENTS = ("exp_popularity", "exp_teacher", "exp_fisher", "exp_weights", "exp_distill", "bench_fisher", "bench_distill")
@@ -77,10 +85,14 @@ def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, bo
     steps.append(_nb_step("exp_weights", profile, first, out, "exp_weights", run_prefix("exp_weights", profile, first), dataset=first))
     steps.append(_nb_step("exp_distill", profile, datasets, out, "exp_distill", run_prefix("exp_distill", profile, "+".join(datasets)), datasets=datasets))
     for kind in ("fisher", "distill"): steps.append(_nb_step(f"bench_{kind}", profile, first, out, "bench", bench_file(kind, profile, first), dataset=first))
-    if root != results_root():  # a results folder other than the checkout's: the notebooks write there, their figures too
+    if root != results_root():  # a results folder other than the checkout's: notebooks write there, figures too
         for s in steps:
-            if s.experiment == "bench": s.params.update(out_file=str(root / "bench" / s.prefix)); continue
-            s.params.update(out_dir=str(root), **({"fig_dir": str(root / "figures")} if "fig_dir" in EXP_PARAMS.get(s.notebook, {}) else {}))
+            if s.experiment == "bench":
+                s.params.update(out_file=str(root / "bench" / s.prefix))
+                continue
+            s.params.update(out_dir=str(root))
+            if "fig_dir" in EXP_PARAMS.get(s.notebook, {}):
+                s.params.update(fig_dir=str(root / "figures"))
     steps += build_steps(profile, datasets, root, book, paper_args)
     return steps
 
@@ -95,8 +107,8 @@ def _tool(name: str) -> str:
     return str(p) if p.exists() else (shutil.which(name) or name)
 
 def build_steps(profile: str, datasets: list, root=None, book: bool = True, paper_args=()) -> list:
-    "The paper step (the generator with `paper_args`, then latexmk) and the book step (the book's pages, then jupyter-book)."
-    own = root is not None and Path(root) != results_root()  # a results folder of its own: its figures are in it too
+    "The paper step (the generator with `paper_args`, then latexmk) and the book step (its pages, then jupyter-book)."
+    own = root is not None and Path(root) != results_root()  # a results folder of its own holds its figures too
     gen = [sys.executable, "-m", "lwa.paper", "--profile", profile, "--datasets", *datasets] + (["--root", str(root)] if root else [])
     gen += (["--figures", str(Path(root) / "figures")] if own else []) + list(paper_args)
     pdf = paper_pdf(profile); tex = "main" if profile == "paper" else "report"
@@ -125,36 +137,51 @@ def _rel(p: Path, cwd: Path) -> str:
 @contextlib.contextmanager
 def _environ(env: dict):
     "This process's environment set to `env` for the duration (a papermill kernel inherits it), then restored."
-    old = dict(os.environ); os.environ.clear(); os.environ.update(env)
-    try: yield
-    finally: os.environ.clear(); os.environ.update(old)
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
 
 def _finished_set(s: Step, root: Path) -> dict:
     "The finished results of `s`'s name now, with the time each finished."
-    if s.experiment == "bench": return {p: p.stat().st_mtime for p in [root / "bench" / s.prefix] if p.is_file()}
-    return {p: (p / "DONE").stat().st_mtime for p in (root / s.experiment).glob(f"{s.prefix}*") if (p / "DONE").is_file()}
+    if s.experiment == "bench":
+        return {p: p.stat().st_mtime for p in [root / "bench" / s.prefix] if p.is_file()}
+    runs = [p for p in (root / s.experiment).glob(f"{s.prefix}*") if (p / "DONE").is_file()]
+    return {p: (p / "DONE").stat().st_mtime for p in runs}
 
 def kernel_env(root: Path) -> dict:
-    "The environment of a notebook's kernel: progress bars off (`lwa.core.QUIET_ENV`), and `LWA_RESULTS` when `root` is a results folder of its own."
+    "A notebook kernel's environment: progress bars off (`QUIET_ENV`); `LWA_RESULTS` when `root` is not results/."
     return quiet_env({**os.environ, **({"LWA_RESULTS": str(root)} if Path(root) != results_root() else {})})
+
+def _run_notebook(s: Step, root: Path, cwd: Path) -> Path:
+    "Execute the notebook of step `s` under papermill; the result it finished (or, reading its runs back, found)."
+    import papermill as pm
+    s.output.parent.mkdir(parents=True, exist_ok=True)
+    before = _finished_set(s, root)
+    with _environ(kernel_env(root)):
+        pm.execute_notebook(str(cwd / "nbs" / f"{s.notebook}.ipynb"), str(s.output), parameters=s.params, cwd=str(cwd),
+                            progress_bar=False, log_output=False, kernel_name="python3")
+    atomic_write_text(s.output, relative_notebook(Path(s.output).read_text()))  # the checkout's paths stored relative
+    new = {p: t for p, t in _finished_set(s, root).items() if before.get(p) != t}  # finished (a benchmark: rewritten)
+    found = max(new, key=new.get) if new else s.finished(root)
+    if found is None:
+        raise RuntimeError(f"nbs/{s.notebook}.ipynb ran but left no finished {s.experiment} result named {s.prefix}*")
+    return found
 
 def run_step(s: Step, root: Path, force: bool = False, cwd=None) -> Step:
     "Run one step (or skip it when its result exists and not `force`), setting its status, time and result."
     cwd, t0 = Path(cwd or project_root()), time.time()
     if s.notebook and not force and (found := s.finished(root)):
-        s.status, s.result, s.found, s.seconds = "skipped", _rel(found, cwd), found, 0.0; return s
+        s.status, s.result, s.found, s.seconds = "skipped", _rel(found, cwd), found, 0.0
+        return s
     try:
         if s.notebook:
-            import papermill as pm
-            s.output.parent.mkdir(parents=True, exist_ok=True); before = _finished_set(s, root)
-            with _environ(kernel_env(root)):
-                pm.execute_notebook(str(cwd / "nbs" / f"{s.notebook}.ipynb"), str(s.output), parameters=s.params, cwd=str(cwd), progress_bar=False,
-                                    log_output=False, kernel_name="python3")
-            atomic_write_text(s.output, relative_notebook(Path(s.output).read_text()))  # the checkout's paths stored relative: the same wherever it sits
-            new = {p: t for p, t in _finished_set(s, root).items() if before.get(p) != t}  # what this run finished (or rewrote: a benchmark)
-            found = max(new, key=new.get) if new else s.finished(root)
-            if found is None: raise RuntimeError(f"nbs/{s.notebook}.ipynb ran but left no finished {s.experiment} result named {s.prefix}*")
-            s.result, s.found = _rel(found, cwd), found
+            s.found = _run_notebook(s, root, cwd)
+            s.result = _rel(s.found, cwd)
         else:
             for cmd, sub in s.commands:
                 r = subprocess.run(cmd, cwd=cwd / sub, capture_output=True, text=True, env=quiet_env())
@@ -173,25 +200,31 @@ def progress(steps: list) -> pd.DataFrame:
 
 # %% ../nbs/09_reproduce.ipynb #b245a9c7
 def write_pins(steps: list, profile: str, root) -> Path:
-    "Pin the results of the experiment `steps` (each with `found` set) in `root/runs-<profile>.json`; returns the manifest."
+    "Pin the results of the experiment `steps` (`found` set) in `root/runs-<profile>.json`; returns the manifest."
     root = Path(root)
-    runs = [dict(step=s.name, path=Path(s.found).resolve().relative_to(root.resolve()).as_posix(), sha256=pin_digest(s.found)) for s in steps if s.notebook]
-    return atomic_write_json(pins_file(profile, root), dict(profile=profile, written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                                            git=git_info(), runs=runs))
+    rel = lambda p: Path(p).resolve().relative_to(root.resolve()).as_posix()
+    runs = [dict(step=s.name, path=rel(s.found), sha256=pin_digest(s.found)) for s in steps if s.notebook]
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return atomic_write_json(pins_file(profile, root), dict(profile=profile, written_at=now, git=git_info(), runs=runs))
 
 def pin(profile: str = "tiny", datasets=None, root=None) -> Path:
     "Pin the newest finished result of every experiment step of `profile` (`--pin`); names every step that has none."
-    root = Path(root or results_root()); steps = [s for s in plan(profile, datasets, root, book=False) if s.notebook]
-    for s in steps: s.found = _newest(s.experiment, s.prefix, root)
+    root = Path(root or results_root())
+    steps = [s for s in plan(profile, datasets, root, book=False) if s.notebook]
+    for s in steps:
+        s.found = _newest(s.experiment, s.prefix, root)
     missing = [f"{s.name} ({s.experiment}/{s.prefix}*)" for s in steps if s.found is None]
-    if missing: raise MissingResultError(f"nothing to pin for {', '.join(missing)} in {root}; run those steps first (python -m lwa.reproduce --profile {profile})")
+    if missing:
+        raise MissingResultError(f"nothing to pin for {', '.join(missing)} in {root}; run those steps first "
+                                 f"(python -m lwa.reproduce --profile {profile})")
     return write_pins(steps, profile, root)
 
 # %% ../nbs/09_reproduce.ipynb #e9ac4a51
 def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = False, keep_going: bool = False, root=None, book: bool = True,
               cwd=None, log=lambda *a: print(*a, flush=True), paper_args=()) -> pd.DataFrame:
     "Run the plan of `profile` (the steps named in `only`, by step or notebook name), printing the progress table after each step; returns it."
-    root = Path(root or results_root()); steps = plan(profile, datasets, root, book=book, paper_args=paper_args)
+    root = Path(root or results_root())
+    steps = plan(profile, datasets, root, book=book, paper_args=paper_args)
     if only:
         unknown = sorted(set(only) - {s.name for s in steps} - {s.notebook or s.name for s in steps})
         if unknown: raise ValueError(f"only: unknown steps {unknown}; choose from {[s.name for s in steps]} or the notebook names")
@@ -199,9 +232,10 @@ def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = Fal
     t0, failed, pinned = time.time(), False, bool(only)  # only some steps: nothing is pinned
     for s in steps:
         if failed and not keep_going: s.status = "not run"; continue
-        if not s.notebook and not pinned:  # every experiment step has run: pin what they produced or found, before the paper reads it
+        if not s.notebook and not pinned:  # every experiment step has run: pin, before the paper reads them
             pinned = True
-            if not failed: log(f"pinned the runs of {sum(bool(x.notebook) for x in steps)} steps in {write_pins(steps, profile, root)}")
+            if not failed:
+                log(f"pinned the results of the experiment steps in {write_pins(steps, profile, root)}")
         log(f"[{time.strftime('%H:%M:%S')}] {s.name} ...")
         run_step(s, root, force, cwd)
         failed |= s.status == "failed"
@@ -213,103 +247,137 @@ def reproduce(profile: str = "tiny", datasets=None, only=None, force: bool = Fal
     return table
 
 # %% ../nbs/09_reproduce.ipynb #eca47560
-VOLATILE = re.compile(r"(^|_)(time|times|latency|speedup|wall|seconds|run_id|teacher|resumed_from|processes|load_avg)(_|$)|_s$|_min$")
+VOLATILE = re.compile(r"(^|_)(time|times|latency|speedup|wall|seconds|run_id|teacher|resumed_from|processes|load_avg)"
+                      r"(_|$)|_s$|_min$")  # metrics fields that record where and how long a run ran
 
 def _stable(x):
     "`x` without the fields that record where and how long a run ran (keys matching `VOLATILE`)."
-    if isinstance(x, dict): return {k: _stable(v) for k, v in x.items() if not VOLATILE.search(k)}
-    if isinstance(x, list): return [_stable(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _stable(v) for k, v in x.items() if not VOLATILE.search(k)}
+    if isinstance(x, list):
+        return [_stable(v) for v in x]
     return x
 
 def compare_units(committed: Path, remade: Path) -> dict:
-    "Compare a re-made unit with the committed one: per_user.csv byte for byte, metrics.json without its `VOLATILE` fields."
+    "Compare a re-made unit with the committed one: per_user.csv byte for byte, metrics.json without `VOLATILE` fields."
     a, b = (Path(committed) / "per_user.csv").read_bytes(), (Path(remade) / "per_user.csv").read_bytes()
-    if a == b: per = "identical"
+    if a == b:
+        per = "identical"
     else:
         x, y = pd.read_csv(Path(committed) / "per_user.csv"), pd.read_csv(Path(remade) / "per_user.csv")
-        per = f"differs: {(x != y).to_numpy().sum()} of {x.size} cells" if x.shape == y.shape and list(x.columns) == list(y.columns) else "differs: shape"
+        same_shape = x.shape == y.shape and list(x.columns) == list(y.columns)
+        per = f"differs: {(x != y).to_numpy().sum()} of {x.size} cells" if same_shape else "differs: shape"
     ma, mb = (_stable(json.loads((Path(d) / "metrics.json").read_text())) for d in (committed, remade))
     keys = sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k))
     return dict(per_user=per, metrics="identical" if not keys else f"differs: {', '.join(keys)}")
 
 # %% ../nbs/09_reproduce.ipynb #cf7d7dab
 def _flat(d: dict, pre: str = "") -> dict:
-    return {k2: v2 for k, v in d.items() for k2, v2 in (_flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(f"{pre}{k}", v)])}
+    "Nested dict `d` as {dotted.name: value}."
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{pre}{k}.") if isinstance(v, dict) else {f"{pre}{k}": v})
+    return out
 
-def profile_overrides(profile: dict, drop=("seeds", "distill.betas")) -> dict:
-    "The dotted overrides that turn today's named profile into the recorded `profile` dict (the fields in `drop` aside)."
+def profile_overrides(profile: dict, drop=("seeds", "distill.betas", "description")) -> dict:
+    "The dotted overrides that turn today's named profile into the recorded `profile` dict (`drop` aside)."
     now, rec = _flat(get_profile(profile["name"]).to_dict()), _flat(profile)
-    over = {k: v for k, v in rec.items() if k not in drop and now.get(k) != v and not (isinstance(v, list) and tuple(v) == now.get(k))}
-    return {k: v for k, v in over.items() if k != "description"}
+    same = lambda k, v: now.get(k) == v or (isinstance(v, list) and tuple(v) == now.get(k))
+    return {k: v for k, v in rec.items() if k not in drop and not same(k, v)}
 
 def _pm(nb: str, params: dict, scratch: Path, cwd: Path, log) -> None:
-    "Run nbs/`nb` under papermill into the results folder `scratch` (its figures too), its executed copy in `scratch/notebooks/`."
+    "Run nbs/`nb` under papermill into the results folder `scratch` (figures too; executed copy in scratch/notebooks/)."
     import papermill as pm
     fig = {"fig_dir": str(scratch / "figures")} if "fig_dir" in EXP_PARAMS.get(nb, {}) else {}
-    out = scratch / "notebooks" / f"{nb}-{params.get('profile')}-{dataset_slug(str(params.get('dataset')))}.ipynb"; out.parent.mkdir(parents=True, exist_ok=True)
+    out = scratch / "notebooks" / f"{nb}-{params.get('profile')}-{dataset_slug(str(params.get('dataset')))}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
     log(f"  papermill nbs/{nb}.ipynb -> {out}")
     with _environ(kernel_env(scratch)):
-        pm.execute_notebook(str(cwd / "nbs" / f"{nb}.ipynb"), str(out), parameters=dict(params, out_dir=str(scratch), **fig), cwd=str(cwd),
-                            progress_bar=False, log_output=False, kernel_name="python3")
+        pm.execute_notebook(str(cwd / "nbs" / f"{nb}.ipynb"), str(out), cwd=str(cwd), kernel_name="python3",
+                            parameters=dict(params, out_dir=str(scratch), **fig), progress_bar=False, log_output=False)
 
 # %% ../nbs/09_reproduce.ipynb #bedd073d
 def _same_profile(cfg: dict, ds_key: str = "data.dataset") -> list:
-    "The fields in which the recorded profile differs from today's named profile with its dataset: what a notebook's parameters cannot set."
+    "Where a recorded profile differs from today's named one with its dataset: fields no notebook parameter sets."
     return sorted(k for k in profile_overrides(cfg["profile"]) if k != ds_key)
 
 def remake_notebook_run(nb: str, params):
-    "A recipe for a run that notebook `nb` makes: `params(config)` gives its parameters; the re-made run has the committed run's id."
+    "A recipe for a run of notebook `nb`: `params(config)` gives its parameters; the run keeps the committed id."
     def recipe(unit: Path, cfg: dict, scratch: Path, src: Path, cwd: Path, log) -> Path:
         bad = _same_profile(cfg)
-        if bad: raise ValueError(f"its profile differs from today's {cfg['profile']['name']!r} in {bad}, which nbs/{nb}.ipynb takes no parameter for")
+        if bad:
+            raise ValueError(f"its profile differs from today's {cfg['profile']['name']!r} in {bad}, "
+                             f"which nbs/{nb}.ipynb takes no parameter for")
         made = scratch / unit.parent.name / unit.name
-        if not (made / "DONE").is_file(): _pm(nb, params(cfg), scratch, cwd, log)  # not made already (a teacher re-trained for a unit)
+        if not (made / "DONE").is_file():  # not made already (a teacher re-trained for a unit)
+            _pm(nb, params(cfg), scratch, cwd, log)
         return made
     return recipe
 
 def _teacher_params(cfg: dict) -> dict:
-    return dict(profile=cfg["profile"]["name"], dataset=cfg["profile"]["data"]["dataset"], seed=cfg["seed"], n_verbal=cfg["n_verbal"], verbal_users=cfg["verbal_users"])
+    prof = cfg["profile"]
+    return dict(profile=prof["name"], dataset=prof["data"]["dataset"], seed=cfg["seed"], n_verbal=cfg["n_verbal"],
+                verbal_users=cfg["verbal_users"])
 
 def _popularity_params(cfg: dict) -> dict:
-    return dict(profile=cfg["profile"]["name"], dataset=cfg["profile"]["data"]["dataset"], seed=cfg["seed"], split=cfg["split"])
+    prof = cfg["profile"]
+    return dict(profile=prof["name"], dataset=prof["data"]["dataset"], seed=cfg["seed"], split=cfg["split"])
 
 # %% ../nbs/09_reproduce.ipynb #4dac43a5
 def _copy_run(run: Path, dest_root: Path) -> Path:
     "Copy the small files of a finished run into `dest_root` (a fine-tuned teacher is linked, not copied)."
     dest = dest_root / run.parent.name / run.name
     shutil.copytree(run, dest, symlinks=True, ignore=shutil.ignore_patterns("teacher", "checkpoints", "id"))
-    if (run / "teacher" / "model.safetensors").is_file(): (dest / "teacher").symlink_to((run / "teacher").resolve(), target_is_directory=True)
+    if (run / "teacher" / "model.safetensors").is_file():
+        (dest / "teacher").symlink_to((run / "teacher").resolve(), target_is_directory=True)
     return dest
 
+def _has_weights(run: Path | None) -> bool: return run is not None and (run / "teacher" / "model.safetensors").is_file()
+
 def _provide_teacher(profile: dict, scratch: Path, src: Path, cwd: Path, log) -> Path | None:
-    "Put the fine-tuned teacher of `profile` in the scratch folder: linked from `src` where it has the weights, else re-trained by exp_teacher."
+    "Put the teacher of `profile` in `scratch`: linked from `src` where it has weights, else re-trained by exp_teacher."
     ds, name = profile["data"]["dataset"], profile["name"]
     prefix = f"{name}-{dataset_slug(ds)}-{Path(profile['model']['teacher']).name}-seed0-"
-    if (made := _newest("exp_teacher", prefix, scratch)) is not None and (made / "teacher" / "model.safetensors").is_file(): return None  # there already
+    if _has_weights(_newest("exp_teacher", prefix, scratch)):  # there already
+        return None
     run = _newest("exp_teacher", prefix, src)
-    if run is not None and (run / "teacher" / "model.safetensors").is_file(): _copy_run(run, scratch); return None
-    took = json.loads((run / "provenance.json").read_text()).get("wall_time_s") if run is not None and (run / "provenance.json").is_file() else None
-    log(f"  the fine-tuned teacher {prefix}* is not in {src} (weights are not committed): re-training it with nbs/exp_teacher.ipynb"
-        + (f"; the committed run took {took / 60:.0f} min" if took else ""))
+    if _has_weights(run):
+        _copy_run(run, scratch)
+        return None
+    if run is not None and (bad := _same_profile(json.loads((run / "config.json").read_text()))):
+        raise ValueError(f"its teacher {run.name} was trained under a profile that differs from today's {name!r} "
+                         f"in {bad}: exp_teacher cannot re-train it")
+    prov = run / "provenance.json" if run is not None else None
+    took = json.loads(prov.read_text()).get("wall_time_s") if prov is not None and prov.is_file() else None
+    log(f"  the fine-tuned teacher {prefix}* is not in {src} (weights are not committed): re-training it with "
+        "nbs/exp_teacher.ipynb" + (f"; the committed run took {took / 60:.0f} min" if took else ""))
     _pm("exp_teacher", dict(profile=name, dataset=ds, seed=0), scratch, cwd, log)
     return _newest("exp_teacher", prefix, scratch)
 
-def remake_distill_unit(unit: Path, cfg: dict, scratch: Path, src: Path, cwd: Path, log) -> Path:
-    "A distillation unit again: its inputs (teacher, Fisher values) in `scratch`, then `python -m lwa.distill` with the unit's own profile."
-    if "method" not in cfg: raise ValueError("a reference unit (a scored teacher) is not trained")
-    prof = cfg["profile"]; ds, name = prof["data"]["dataset"], prof["name"]
-    over = {**profile_overrides(prof), **({"distill.beta": cfg["beta"]} if cfg.get("beta") is not None else {})}
-    over.pop("data.dataset", None)
+def remake_distill_unit(unit: Path, cfg: dict, scratch: Path, src: Path, cwd: Path, log):
+    "A distillation unit again: its inputs (teacher, Fisher values) in `scratch`, then `python -m lwa.distill`."
+    if "method" not in cfg:
+        raise ValueError("a reference unit (a scored teacher) is not trained")
+    prof = cfg["profile"]
+    ds, name = prof["data"]["dataset"], prof["name"]
+    over = {k: v for k, v in profile_overrides(prof).items() if k != "data.dataset"}
+    if cfg.get("beta") is not None:
+        over["distill.beta"] = cfg["beta"]
     teacher = _provide_teacher(prof, scratch, src, cwd, log)
-    if cfg.get("fisher") is not None and (f := _newest("exp_fisher", f"{name}-{dataset_slug(ds)}-seed0-", src)) is not None: _copy_run(f, scratch)
-    cmd = [sys.executable, "-m", "lwa.distill", "--profile", name, *[a for k, v in over.items() for a in ("--set", f"{k}={json.dumps(v)}")],
-           "--dataset", ds, "--method", cfg["method"], "--seed", str(cfg["seed"]), "--root", str(scratch)]
+    fisher = _newest("exp_fisher", f"{name}-{dataset_slug(ds)}-seed0-", src) if cfg.get("fisher") is not None else None
+    if fisher is not None:
+        _copy_run(fisher, scratch)
+    sets = [a for k, v in over.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    cmd = [sys.executable, "-m", "lwa.distill", "--profile", name, *sets, "--dataset", ds, "--method", cfg["method"],
+           "--seed", str(cfg["seed"]), "--root", str(scratch)]
     log("  $ " + " ".join(cmd[1:]))
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=quiet_env())
-    if r.returncode: raise RuntimeError(f"python -m lwa.distill failed (exit {r.returncode}): {_complaints(r.stdout + r.stderr)}")
+    if r.returncode:
+        raise RuntimeError(f"python -m lwa.distill failed (exit {r.returncode}): {_complaints(r.stdout + r.stderr)}")
     base = unit.name.rsplit("-", 1)[0] + "-"
     made = [p for p in (scratch / "distill").glob(base + "*") if (p / "DONE").is_file()]
-    if len(made) != 1: raise RuntimeError(f"expected one finished unit {base}* in {scratch / 'distill'}, found {len(made)}")
+    if len(made) != 1:
+        raise RuntimeError(f"expected one finished unit {base}* in {scratch / 'distill'}, found {len(made)}")
     return made[0] if teacher is None else (made[0], teacher)
 
 RECIPES = {"distill": remake_distill_unit, "exp_teacher": remake_notebook_run("exp_teacher", _teacher_params),
@@ -317,75 +385,104 @@ RECIPES = {"distill": remake_distill_unit, "exp_teacher": remake_notebook_run("e
 
 # %% ../nbs/09_reproduce.ipynb #5bd168e4
 def committed_units(profile: str, root=None) -> list:
-    "The finished units of `profile` in `root` that a recipe can re-make: Run folders with config.json, metrics.json, per_user.csv and DONE."
+    "Finished units of `profile` in `root` a recipe re-makes: Run folders with config, metrics, per_user.csv, DONE."
     root, out = Path(root or results_root()), []
     for exp in sorted(RECIPES):
         for d in sorted((root / exp).glob(f"{profile}-*")):
             if all((d / f).is_file() for f in ("config.json", "metrics.json", "per_user.csv", "DONE")):
                 cfg = json.loads((d / "config.json").read_text())
-                if exp != "distill" or "method" in cfg: out.append(d)
+                if ("method" in cfg) if exp == "distill" else not _same_profile(cfg):
+                    out.append(d)
     return out
+
+def _mk(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+def _cmp(committed: Path, remade: Path) -> dict:
+    if not (Path(remade) / "DONE").is_file():
+        return dict(per_user="not re-made", metrics=f"{remade} did not finish (another configuration?)")
+    if not (Path(committed) / "per_user.csv").is_file():
+        return dict(per_user="no committed copy", metrics=f"{committed} is absent")
+    return compare_units(committed, remade)
+
+def _choose(n: int, profile: str, root: Path, seed, units, log) -> list:
+    "The units to verify: the folders `units`, else `n` of `committed_units` chosen with `seed` (printed if drawn)."
+    if units:
+        return [Path(u) if Path(u).is_absolute() or Path(u).exists() else root / u for u in units]
+    pool = committed_units(profile, root)
+    if not pool:
+        raise ValueError(f"no finished {profile} units in {root} to verify; "
+                         f"run `make reproduce PROFILE={profile}` first")
+    seed = random.SystemRandom().randrange(10**6) if seed is None else seed
+    log(f"verify: {min(n, len(pool))} of {len(pool)} {profile} units in {root}, chosen with --seed {seed}")
+    return random.Random(seed).sample(pool, min(n, len(pool)))
+
+def _verify_one(u: Path, scratch: Path, root: Path, cwd: Path, log) -> list:
+    "The table rows of re-making unit `u`: its own, after that of its re-trained teacher if there was one."
+    t0, cfg, rows = time.time(), json.loads((u / "config.json").read_text()), []
+    try:
+        made = RECIPES[u.parent.name](u, cfg, scratch, root, cwd, log)
+        made, teacher = made if isinstance(made, tuple) else (made, None)
+        if teacher is not None:
+            same = _cmp(root / "exp_teacher" / teacher.name, teacher)
+            rows.append(dict(unit=f"(its teacher) exp_teacher/{teacher.name}", **same, seconds=None))
+        rows.append(dict(unit=f"{u.parent.name}/{u.name}", **_cmp(u, made), seconds=round(time.time() - t0, 1)))
+    except Exception as e:
+        rows.append(dict(unit=f"{u.parent.name}/{u.name}", per_user="not re-made", metrics=_first_line(e),
+                         seconds=round(time.time() - t0, 1)))
+    return rows
 
 def verify(n: int = 2, profile: str = "tiny", root=None, seed: int | None = None, units=None, scratch=None, cwd=None,
            log=lambda *a: print(*a, flush=True)) -> pd.DataFrame:
-    "Re-make `n` committed units of `profile` (chosen at random with `seed`, or the folders in `units`) in `scratch`; the comparison table."
+    "Re-make `n` committed units of `profile` (at random with `seed`, or `units`) in `scratch`; the comparison table."
     root, cwd = Path(root or results_root()), Path(cwd or project_root())
-    pool = committed_units(profile, root)
-    if units: chosen = [Path(u) if Path(u).is_absolute() or Path(u).exists() else root / u for u in units]
-    else:
-        if not pool: raise ValueError(f"no finished {profile} units in {root} to verify; run `make reproduce PROFILE={profile}` first")
-        seed = random.SystemRandom().randrange(10**6) if seed is None else seed
-        chosen = random.Random(seed).sample(pool, min(n, len(pool)))
-        log(f"verify: {len(chosen)} of {len(pool)} {profile} units in {root}, chosen with --seed {seed}")
+    chosen = _choose(n, profile, root, seed, units, log)
     bad = [str(u) for u in chosen if not (u / "per_user.csv").is_file() or u.parent.name not in RECIPES]
-    if bad: raise ValueError(f"units: {bad} are not finished units of {sorted(RECIPES)} with a per_user.csv")
-    scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix=f"verify-{profile}-", dir=_mk(results_root() / "scratch")))
-    if scratch.exists() and any(scratch.iterdir()): raise ValueError(f"scratch: {scratch} is not empty; re-made units must be made afresh there")
+    if bad:
+        raise ValueError(f"units: {bad} are not finished units of {sorted(RECIPES)} with a per_user.csv")
+    fresh = lambda: Path(tempfile.mkdtemp(prefix=f"verify-{profile}-", dir=_mk(results_root() / "scratch")))
+    scratch = Path(scratch) if scratch else fresh()
+    if scratch.exists() and any(scratch.iterdir()):
+        raise ValueError(f"scratch: {scratch} is not empty; re-made units must be made afresh there")
     rows = []
     for u in chosen:
-        t0, cfg = time.time(), json.loads((u / "config.json").read_text()); log(f"[{time.strftime('%H:%M:%S')}] {u.parent.name}/{u.name} ...")
-        try:
-            made = RECIPES[u.parent.name](u, cfg, scratch, root, cwd, log)
-            made, extra = made if isinstance(made, tuple) else (made, None)
-            if extra is not None: rows.append(dict(unit=f"(its teacher) exp_teacher/{extra.name}", **_cmp(root / "exp_teacher" / extra.name, extra), seconds=None))
-            rows.append(dict(unit=f"{u.parent.name}/{u.name}", **_cmp(u, made), seconds=round(time.time() - t0, 1)))
-        except Exception as e:
-            rows.append(dict(unit=f"{u.parent.name}/{u.name}", per_user="not re-made", metrics=_first_line(e), seconds=round(time.time() - t0, 1)))
+        log(f"[{time.strftime('%H:%M:%S')}] {u.parent.name}/{u.name} ...")
+        rows += _verify_one(u, scratch, root, cwd, log)
         log(pd.DataFrame(rows).to_string(index=False, max_colwidth=90))
     log(f"verify: re-made in {scratch}")
     return pd.DataFrame(rows)
 
-def _mk(d: Path) -> Path: d.mkdir(parents=True, exist_ok=True); return d
-
-def _cmp(committed: Path, remade: Path) -> dict:
-    if not (Path(remade) / "DONE").is_file(): return dict(per_user="not re-made", metrics=f"{remade} did not finish (another configuration?)")
-    if not (Path(committed) / "per_user.csv").is_file(): return dict(per_user="no committed copy", metrics=f"{committed} is absent")
-    return compare_units(committed, remade)
-
 # %% ../nbs/09_reproduce.ipynb #b477ecee
 def main(argv=None):
-    "`python -m lwa.reproduce [--profile P] [--root R] [--only STEP ...] [--force] [--keep-going] [--no-book] | --pin | --verify N`; exit 1 on a failure."
+    "`python -m lwa.reproduce [--profile P] [--root R] [--only STEP ...] [--force] | --pin | --verify N`: see --help."
     ap = argparse.ArgumentParser(prog="python -m lwa.reproduce", description="run the experiment notebooks in order, then the paper and the book")
     ap.add_argument("--profile", default="tiny", help="tiny (default), paper or gpu"); ap.add_argument("--datasets", nargs="+", default=None)
     ap.add_argument("--only", nargs="+", default=None, help="steps or notebooks to run (e.g. exp_teacher paper)")
     ap.add_argument("--force", action="store_true", help="run the notebooks even when their result exists (finished units are still read back)")
     ap.add_argument("--keep-going", action="store_true", help="go on after a failed step"); ap.add_argument("--no-book", action="store_true")
-    ap.add_argument("--root", default=None, help="results folder (default: results/); a new one recomputes everything there")
-    ap.add_argument("--pin", action="store_true", help="pin the newest finished run of every step in ROOT/runs-PROFILE.json, run nothing")
-    ap.add_argument("--verify", type=int, metavar="N", default=None, help="re-make N committed units at random and compare them byte for byte")
-    ap.add_argument("--seed", type=int, default=None, help="--verify: the seed of the random choice (printed when not given)")
+    ap.add_argument("--root", default=None, help="results folder (default: results/); a new one recomputes all there")
+    ap.add_argument("--pin", action="store_true", help="pin every step's newest finished run in ROOT/runs-PROFILE.json")
+    ap.add_argument("--verify", type=int, metavar="N", default=None, help="re-make N random committed units, compare")
+    ap.add_argument("--seed", type=int, default=None, help="--verify: the seed of the choice (else drawn, printed)")
     ap.add_argument("--units", nargs="+", default=None, help="--verify: these unit folders instead of a random choice")
-    ap.add_argument("--paper-args", default="", help='options for python -m lwa.paper, e.g. "--weights-datasets office" (make paper PAPER_ARGS=...)')
-    ap.add_argument("--scratch", default=None, help="--verify: an empty folder for the re-made units (default: a new one in results/scratch/)")
+    ap.add_argument("--scratch", default=None, help="--verify: an empty folder for the re-made units (default: new)")
+    ap.add_argument("--paper-args", default="", help='options of python -m lwa.paper, e.g. "--weights-datasets office"')
     a = ap.parse_args(argv)
     try:
-        if a.pin: print(f"lwa.reproduce: pinned in {pin(a.profile, a.datasets, a.root)}"); return
+        if a.pin:
+            print(f"lwa.reproduce: pinned in {pin(a.profile, a.datasets, a.root)}")
+            return
         if a.verify is not None or a.units:
             t = verify(a.verify or 0, a.profile, a.root, a.seed, a.units, a.scratch)
             ok = bool(len(t)) and bool(((t.per_user == "identical") & (t.metrics == "identical")).all())
-            print(f"lwa.reproduce --verify: {'every unit is identical' if ok else 'NOT identical: see the table'}"); sys.exit(0 if ok else 1)
-        table = reproduce(a.profile, a.datasets, a.only, a.force, a.keep_going, a.root, not a.no_book, paper_args=shlex.split(a.paper_args))
-    except (ValueError, MissingResultError) as e: sys.exit(f"lwa.reproduce: {e}")
+            print(f"lwa.reproduce --verify: {'every unit is identical' if ok else 'NOT identical: see the table'}")
+            sys.exit(0 if ok else 1)
+        paper_args = shlex.split(a.paper_args)
+        table = reproduce(a.profile, a.datasets, a.only, a.force, a.keep_going, a.root, not a.no_book,
+                          paper_args=paper_args)
+    except (ValueError, MissingResultError) as e:
+        sys.exit(f"lwa.reproduce: {e}")
     counts = table.status.value_counts().to_dict()
     print(f"lwa.reproduce ({a.profile}): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     sys.exit(1 if counts.get("failed") else 0)
