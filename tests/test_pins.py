@@ -45,7 +45,7 @@ def test_a_partial_run_never_changes_the_paper(results, tmp_path):
     before = _macros(tmp_path / "g0", results)
     _partial_run(results)
     assert _macros(tmp_path / "g1", results) == before  # the manifest pins the full run
-    (results / "runs-paper.json").unlink()  # unpinned, the paper reads the newest run, the partial one: the test can fail
+    (results / "runs-paper.json").unlink()  # unpinned, the paper reads the newest (partial) run: the test can fail
     try:
         after = _macros(tmp_path / "g2", results)
     except (KeyError, IndexError, ValueError, MissingResultError):  # the partial table lacks methods the paper needs

@@ -1,4 +1,4 @@
-"Results and executed notebooks outside distillation hold no absolute paths of the checkout that made them (18, item 6)."
+"Results and executed notebooks outside distillation hold no absolute paths of the checkout that made them (item 6)."
 import json
 import re
 import subprocess

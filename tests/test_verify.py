@@ -1,4 +1,4 @@
-"make verify on tiny: a unit re-made in scratch is byte-identical, a changed one is caught, a missing teacher re-trained."
+"make verify on tiny: a unit re-made in scratch is byte-identical, a changed one is caught, a lost teacher re-trained."
 import os
 import shutil
 import subprocess
@@ -29,7 +29,8 @@ def tree(tmp_path_factory):
 
 
 def _verify(t, res, env, scratch, *args):
-    cmd = [sys.executable, "-m", "lwa.reproduce", "--profile", "tiny", "--root", str(res), "--scratch", str(t / scratch)]
+    cmd = [sys.executable, "-m", "lwa.reproduce", "--profile", "tiny", "--root", str(res)]
+    cmd += ["--scratch", str(t / scratch)]
     cmd += list(args)
     return subprocess.run(cmd, env=env, **RUN)
 
