@@ -351,7 +351,8 @@ def _provide_teacher(profile: dict, scratch: Path, src: Path, cwd: Path, log) ->
     took = json.loads(prov.read_text()).get("wall_time_s") if prov is not None and prov.is_file() else None
     log(f"  the fine-tuned teacher {prefix}* is not in {src} (weights are not committed): re-training it with "
         "nbs/exp_teacher.ipynb" + (f"; the committed run took {took / 60:.0f} min" if took else ""))
-    _pm("exp_teacher", dict(profile=name, dataset=ds, seed=0), scratch, cwd, log)
+    recorded = _teacher_params(json.loads((run / "config.json").read_text())) if run is not None else None
+    _pm("exp_teacher", recorded or dict(profile=name, dataset=ds, seed=0), scratch, cwd, log)  # the committed run's id again
     return _newest("exp_teacher", prefix, scratch)
 
 def remake_distill_unit(unit: Path, cfg: dict, scratch: Path, src: Path, cwd: Path, log):
