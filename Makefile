@@ -22,9 +22,13 @@ $(BIN)/.installed: settings.ini setup.py
 
 venv: $(BIN)/.installed  ## create .venv and install lwa with its pinned dependencies
 
-run: $(BIN)/.installed  ## the main job on the embedded default (PROFILE=tiny, synthetic data)
+# progress bars off in papermill kernels: tqdm's and Hugging Face's own switches (lwa.core.QUIET_ENV)
+QUIET := TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+
+run: $(BIN)/.installed  ## the main job on the embedded default (PROFILE=tiny, synthetic data); git-ignored output
 	mkdir -p $(NB_OUT)
-	$(BIN)/papermill --log-output nbs/exp_distill.ipynb $(NB_OUT)/exp_distill-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
+	$(QUIET) $(BIN)/papermill --log-output nbs/exp_distill.ipynb \
+	  $(NB_OUT)/exp_distill-$(PROFILE)$(if $(DATASET),-$(DATASET)).ipynb \
 	  -p profile $(PROFILE) $(if $(DATASET),-y "datasets: [$(DATASET)]")
 
 test: $(BIN)/.installed  ## sync check, then nbdev_test, then pytest
@@ -52,13 +56,22 @@ export:  ## after editing notebooks: export lwa/ and clean the notebooks
 
 # ---- the paper, the book, and the whole reproduction ----
 PAPER_PROFILE ?= paper
-.PHONY: paper book reproduce
+RESULTS ?=
+N ?= 2
+SEED ?=
+PAPER_ARGS ?=
+ROOT_ARG = $(if $(RESULTS),--root $(RESULTS))
+PAPER_OPT = $(if $(PAPER_ARGS),--paper-args "$(PAPER_ARGS)")
+.PHONY: paper book reproduce verify
 
-paper: $(BIN)/.installed  ## the PDF from the results: paper/main.pdf (PAPER_PROFILE=paper), else the report paper/report-<profile>.pdf
-	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) --only paper
+paper: $(BIN)/.installed  ## paper/main.pdf from the results (PAPER_PROFILE=paper), else paper/report-<profile>.pdf
+	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) $(ROOT_ARG) --only paper $(PAPER_OPT)
 
-book: $(BIN)/.installed  ## the paper, then the jupyter-book (book/_build/html): README, notebooks, results and provenance pages, the PDF; offline
-	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) --only paper book
+book: $(BIN)/.installed  ## the paper, then the jupyter-book in book/_build/html (README, API, experiments, results)
+	$(BIN)/python -m lwa.reproduce --profile $(PAPER_PROFILE) $(ROOT_ARG) --only paper book $(PAPER_OPT)
 
-reproduce: $(BIN)/.installed  ## every experiment notebook in order (finished runs skipped), then the paper and the book; PROFILE=tiny (default) or paper
-	$(BIN)/python -m lwa.reproduce --profile $(PROFILE)
+reproduce: $(BIN)/.installed  ## every experiment notebook in order, then paper and book; RESULTS=<new dir>: all anew
+	$(BIN)/python -m lwa.reproduce --profile $(PROFILE) $(ROOT_ARG)
+
+verify: $(BIN)/.installed  ## re-make N (2) committed units of PROFILE at random (SEED=s repeats a choice), compare them
+	$(BIN)/python -m lwa.reproduce --profile $(PROFILE) $(ROOT_ARG) --verify $(N) $(if $(SEED),--seed $(SEED))

@@ -4,12 +4,14 @@
 
 # %% auto #0
 __all__ = ['OUTCOMES', 'NAMES', 'SYSTEMS', 'MEASURES', 'HYP', 'VERDICTS', 'ALPHA', 'MAIN_COLS', 'CLAIMS', 'REPORT_WIDE',
-           'README_MARKS', 'BOOK_TABLES', 'MissingResultError', 'need', 'Source', 'locate', 'run_prefix', 'bench_file',
-           'default_datasets', 'bench', 'num', 'm100', 'ci', 'sci', 'camel', 'tex_escape', 'tt', 'Macros', 'outcome',
-           'Tex', 'Table', 'to_latex', 'to_markdown', 'Paper', 'figure', 'common', 'part_data', 'part_teacher',
-           'across', 'part_fisher', 'located', 'family', 'seed_changes', 'part_main', 'part_efficiency', 'part_cost',
-           'part_claims', 'part_weights', 'part_setup', 'part_provenance', 'generate', 'report_body', 'readme_table',
-           'update_readme', 'results_page', 'provenance_page', 'sources_section', 'stage_book', 'main']
+           'README_MARKS', 'BOOK_TABLES', 'MissingResultError', 'need', 'Source', 'pins_file', 'pin_digest',
+           'read_pins', 'pinned_run', 'locate', 'run_prefix', 'bench_file', 'default_datasets', 'bench', 'num', 'm100',
+           'ci', 'sci', 'camel', 'tex_escape', 'tt', 'Macros', 'outcome', 'Tex', 'Table', 'to_latex', 'to_markdown',
+           'Paper', 'figure', 'common', 'part_data', 'part_teacher', 'across', 'part_fisher', 'located', 'family',
+           'seed_changes', 'part_main', 'part_efficiency', 'part_cost', 'part_claims', 'part_weights', 'part_setup',
+           'part_provenance', 'generate', 'report_body', 'readme_table', 'update_readme', 'results_page',
+           'provenance_page', 'sources_section', 'api_page', 'relative_paths', 'relative_notebook', 'experiment_page',
+           'stage_book', 'main']
 
 # %% ../nbs/08_paper.ipynb #0eb18224
 import argparse
@@ -24,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 import lwa
-from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root
+from .core import atomic_write_text, find_run, get_profile, git_info, project_root, results_root, sha256_files
 
 # %% ../nbs/08_paper.ipynb #bc63c63f
 class MissingResultError(FileNotFoundError):
@@ -45,8 +47,9 @@ class Source:
     path: Path  # the run folder, or the benchmark JSON
     notebook: str  # the notebook that writes it
     provenance: dict  # its provenance.json (a benchmark's 'provenance' entry)
-    candidates: int = 1  # finished runs that matched the prefix (the newest is used)
+    candidates: int = 1  # finished runs that matched the prefix
     parts: list = field(default_factory=list)  # the parts of the paper that read it (see `generate`)
+    pinned: bool = True  # read from a manifest (False: the results folder has none, and the newest run was taken)
 
     @property
     def run_id(self) -> str: return self.path.name if self.path.is_dir() else self.path.stem
@@ -56,16 +59,83 @@ class Source:
     def stale(self) -> bool: return self.lwa_version != lwa.__version__
     @property
     def commit(self) -> str: return (self.provenance.get("git") or {}).get("commit") or "unknown"
+    @property
+    def dirty(self) -> bool:
+        "Whether the code it ran was uncommitted: `git.code_dirty`, or for older runs (which lack it) `git.dirty`."
+        g = self.provenance.get("git") or {}
+        return bool(g.get("code_dirty", g.get("dirty")))
+    @property
+    def dirty_note(self) -> str:
+        "'' when clean; else what the provenance says about the uncommitted edits."
+        if not self.dirty:
+            return ""
+        recorded = "code_dirty" in (self.provenance.get("git") or {})
+        return "uncommitted code" if recorded else "uncommitted edits (code unrecorded)"
+
+# %% ../nbs/08_paper.ipynb #8de3815d
+def pins_file(profile: str, root=None) -> Path:
+    "The manifest of the runs the paper of `profile` reads from the results folder `root`: `root/runs-<profile>.json`."
+    return Path(root or results_root()) / f"runs-{profile}.json"
+
+def pin_digest(path) -> str | None:
+    "What a pin checks: the SHA-256 of a run folder's `metrics.json` (None when it has none), or of a benchmark file."
+    p = Path(path)
+    f = p / "metrics.json" if p.is_dir() else p
+    return sha256_files([f]) if f.is_file() else None
+
+def read_pins(root=None) -> list:
+    "Every entry of the manifests (`runs-*.json`) in the results folder `root`, with its manifest's name; [] when none."
+    out = []
+    for f in sorted(Path(root or results_root()).glob("runs-*.json")):
+        try:
+            runs = json.loads(f.read_text())["runs"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise MissingResultError(f"{f}: not a run manifest ({type(e).__name__}: {e}); "
+                                     "write it again with `python -m lwa.reproduce --pin`") from None
+        out += [dict(r, manifest=f.name) for r in runs]
+    return out
+
+# %% ../nbs/08_paper.ipynb #0c26c096
+def _matches(entry: dict, experiment: str, prefix: str) -> bool:
+    p = Path(entry["path"])
+    return p.parent.name == experiment and (p.name == prefix if experiment == "bench" else p.name.startswith(prefix))
+
+def pinned_run(experiment: str, prefix: str, root=None) -> Path | None:
+    "The run (or benchmark file) of `experiment` named `prefix`* that a manifest in `root` pins; None: no manifest."
+    base = Path(root or results_root())
+    pins = read_pins(base)
+    if not pins:
+        return None
+    hits = [e for e in pins if _matches(e, experiment, prefix)]
+    where = f"{', '.join(sorted({e['manifest'] for e in pins}))} in {base}"
+    if not hits:
+        raise MissingResultError(f"no {experiment} result named {prefix}* is pinned in {where}; a full "
+                                 "`make reproduce` pins its runs when it finishes, or pin the finished runs now: "
+                                 "python -m lwa.reproduce --profile PROFILE --pin")
+    if len(hits) > 1:
+        raise MissingResultError(f"{where} pins {len(hits)} {experiment} results named {prefix}*: "
+                                 f"{[e['path'] for e in hits]}; keep one")
+    p, e = base / hits[0]["path"], hits[0]
+    fix = f"restore it (git checkout -- {p}) or pin again (--pin)"
+    if not (p.is_file() if experiment == "bench" else (p / "DONE").is_file()):
+        raise MissingResultError(f"{p}: pinned in {e['manifest']} but missing or unfinished; {fix}")
+    if e.get("sha256") and pin_digest(p) != e["sha256"]:
+        raise MissingResultError(f"{p}: changed since {e['manifest']} pinned it (SHA-256 differs); {fix}")
+    return p
 
 # %% ../nbs/08_paper.ipynb #efaa21b2
 def locate(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Source:
-    "The newest finished run of `experiment` named `prefix`*, as a `Source`; a `MissingResultError` says which notebook to run."
+    "The pinned run of `experiment` named `prefix`* (no manifest: the newest finished one), as a `Source`."
     base = Path(root or results_root())
-    try: path = find_run(experiment, prefix, root=base, notebook=notebook)
-    except FileNotFoundError as e: raise MissingResultError(str(e)) from None
+    path = pinned_run(experiment, prefix, base)
+    if path is None:
+        try:
+            path = find_run(experiment, prefix, root=base, notebook=notebook)
+        except FileNotFoundError as e:
+            raise MissingResultError(str(e)) from None
     n = sum((p / "DONE").is_file() for p in (base / experiment).glob(f"{prefix}*"))
     prov = json.loads(need(path / "provenance.json", notebook or experiment).read_text())
-    return Source(experiment, path, notebook or experiment, prov, n)
+    return Source(experiment, path, notebook or experiment, prov, n, pinned=bool(read_pins(base)))
 
 def run_prefix(experiment: str, profile: str, dataset: str) -> str:
     "The run-folder prefix the paper reads for `experiment` under `profile` (`dataset`: a name, or exp_distill's names joined by '+')."
@@ -87,10 +157,11 @@ def default_datasets(profile: str) -> list:
     return ["office", "scientific"] if profile == "paper" else [get_profile(profile).data.dataset]
 
 def bench(name: str, notebook: str, root=None) -> tuple:
-    "A benchmark JSON under `results/bench/`: its `Source` and its contents."
-    p = need(Path(root or results_root()) / "bench" / name, notebook)
+    "A benchmark JSON under `results/bench/` (checked against its pin where a manifest exists): its `Source`, contents."
+    base = Path(root or results_root())
+    p = pinned_run("bench", name, base) or need(base / "bench" / name, notebook)
     d = json.loads(p.read_text())
-    return Source("bench", p, notebook, d.get("provenance") or {}), d
+    return Source("bench", p, notebook, d.get("provenance") or {}, pinned=bool(read_pins(base))), d
 
 # %% ../nbs/08_paper.ipynb #a568c8f2
 def num(x, nd: int = 2, scale: float = 1.0) -> str:
@@ -562,24 +633,44 @@ def part_setup(P: Paper):
 # %% ../nbs/08_paper.ipynb #75010b48
 def _finished(s: Source) -> str: return (s.provenance.get("finished_at") or "--")[:16].replace("T", " ")
 
+def _note(s: Source) -> str:
+    "The provenance table's note on a source: stale, dirty, unpinned, and how many finished runs share its name."
+    bits = ["STALE"] * s.stale + [s.dirty_note] * s.dirty + ["unpinned"] * (not s.pinned)
+    if s.candidates > 1:
+        bits.append(f"{'pinned' if s.pinned else 'newest'} of {s.candidates}")
+    return "; ".join(bits)
+
 def part_provenance(P: Paper):
     "Table `provenance` and the provenance macros."
-    g = git_info(); stale = [s for s in P.sources if s.stale]; M = P.macros
-    M["ProvCommit"] = tt((g.get("commit") or "unknown")[:10] + ("+dirty" if g.get("dirty") else "")); M["ProvLwaVersion"] = tt(lwa.__version__)
-    M["ProvNRuns"], M["ProvNStale"] = str(len(P.sources)), str(len(stale))
+    g, M = git_info(), P.macros
+    stale, dirty = [s for s in P.sources if s.stale], [s for s in P.sources if s.dirty]
+    M["ProvCommit"] = tt((g.get("commit") or "unknown")[:10] + ("+dirty" if g.get("dirty") else ""))
+    M["ProvLwaVersion"] = tt(lwa.__version__)
+    M["ProvNRuns"], M["ProvNStale"], M["ProvNDirty"] = str(len(P.sources)), str(len(stale)), str(len(dirty))
     M["ProvStaleList"] = ", ".join(tt(s.run_id) + f" (lwa {tex_escape(s.lwa_version or 'unrecorded')})" for s in stale) or "none"
-    M.select("IfStale", (True, False), bool(stale)); M["ProvRuns"] = ", ".join(tt(s.run_id) for s in P.sources)
-    rows = [[s.experiment, Tex(tt(s.run_id), s.run_id), s.commit[:7], s.lwa_version or "?", _finished(s),
-             ("STALE; " if s.stale else "") + (f"newest of {s.candidates}" if s.candidates > 1 else "")] for s in P.sources]
+    M["ProvDirtyList"] = ", ".join(f"{tt(s.path.name)} ({tex_escape(s.dirty_note)})" for s in dirty) or "none"
+    M.select("IfStale", (True, False), bool(stale))
+    M.select("IfDirty", (True, False), bool(dirty))
+    M["ProvRuns"] = ", ".join(tt(s.run_id) for s in P.sources)
+    rows = [[s.experiment, Tex(tt(s.run_id), s.run_id), s.commit[:7] + "+dirty" * s.dirty, s.lwa_version or "?",
+             _finished(s), _note(s)] for s in P.sources]
     P.tables["provenance"] = Table(["Experiment", "Run", "Commit", "lwa", "Finished (UTC)", "Note"], rows, "@{}llllll@{}")
 
 # %% ../nbs/08_paper.ipynb #5f3279f6
+def _has_run(experiment: str, prefix: str, root) -> bool:
+    "Whether the paper would find a result of `experiment` named `prefix`* in `root`."
+    try:
+        return locate(experiment, prefix, root) is not None
+    except MissingResultError:
+        return False
+
 def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "paper", datasets=("office", "scientific"),
              weights_datasets=None, benchmarks: bool = True) -> Paper:
     "Read the results and write macros.tex, figures.tex, provenance.tex and tab_*.tex to `out`; raises `MissingResultError` naming what is missing."
     root = Path(root or results_root())
     if not weights_datasets:  # default: the main datasets that have a finished exp_weights run, else all of them (and the build names what is missing)
-        weights_datasets = [d for d in datasets if any((p / "DONE").is_file() for p in (root / "exp_weights").glob(f"{profile}-{d}-*"))] or datasets
+        found = [d for d in datasets if _has_run("exp_weights", run_prefix("exp_weights", profile, d), root)]
+        weights_datasets = found or datasets
     P = Paper(root, Path(fig_dir or project_root() / "figures"), profile, tuple(datasets), tuple(weights_datasets))
     m = {}
     parts = [("data", part_data), ("teacher", part_teacher), ("fisher", part_fisher), ("main", lambda P: m.update(main=part_main(P)[1])),
@@ -589,7 +680,7 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
     part_provenance(P)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     for f in out.glob("tab_*.tex"): f.unlink()  # a table that is no longer generated must not linger
-    prov = {k: P.macros.defs.pop(k) for k in list(P.macros.defs) if k.startswith("Prov") or k == "IfStale"}
+    prov = {k: P.macros.defs.pop(k) for k in list(P.macros.defs) if k.startswith("Prov") or k in ("IfStale", "IfDirty")}
     hdr = "% generated by lwa.paper.generate from the results folders: do not edit\n"
     atomic_write_text(out / "macros.tex", hdr + P.macros.tex())
     P.macros.defs.update(prov); pm = Macros(); pm.defs = prov; atomic_write_text(out / "provenance.tex", hdr + pm.tex())
@@ -707,11 +798,20 @@ def _cap(P: Paper, cap: str) -> str:
 
 # %% ../nbs/08_paper.ipynb #8dafce90
 def provenance_page(P: Paper) -> str:
-    "The book's provenance page: commit, lwa version, and the table of runs with stale ones marked."
-    g, stale = git_info(), [s for s in P.sources if s.stale]
-    out = ["# Provenance\n", f"Generated at commit `{(g.get('commit') or 'unknown')[:10]}`{' (uncommitted changes)' if g.get('dirty') else ''} by lwa {lwa.__version__}. "
-           "Each row is a results folder (or benchmark file) the paper and the results page read; a run is STALE when it was computed at another lwa version.\n"]
+    "The book's provenance page: commit, lwa version, the manifest, the table of runs (stale, dirty, unpinned marked)."
+    g, stale, dirty = git_info(), [s for s in P.sources if s.stale], [s for s in P.sources if s.dirty]
+    pins = sorted({e["manifest"] for e in read_pins(P.root)})
+    at = f"`{(g.get('commit') or 'unknown')[:10]}`{' (uncommitted changes)' if g.get('dirty') else ''}"
+    pinned = (f"The runs are those pinned in `{'`, `'.join(pins)}` of the results folder.\n" if pins else
+              "The results folder has no manifest, so each is the newest finished run of its name (unpinned).\n")
+    out = ["# Provenance\n", f"Generated at commit {at} by lwa {lwa.__version__}. "
+           "Each row is a results folder (or benchmark file) the paper and the results page read; a run is STALE when "
+           "it was computed at another lwa version, and DIRTY (`+dirty`) when the code it ran had uncommitted edits. "
+           + pinned]
     out.append(f"```{{warning}}\nStale: {', '.join(s.run_id for s in stale)}.\n```\n" if stale else "No result is stale.\n")
+    listed = ", ".join(f"{s.path.name} ({s.dirty_note})" for s in dirty)
+    clean = "Every result was run from committed code.\n"
+    out.append(f"```{{warning}}\nRun from uncommitted code: {listed}.\n```\n" if dirty else clean)
     return "\n".join(out + [to_markdown(P.tables["provenance"]), sources_section(P)])
 
 def sources_section(P: Paper) -> str:
@@ -726,14 +826,140 @@ def sources_section(P: Paper) -> str:
         out.append(f"- {len(macros)} macros: " + (", ".join(f"`\\{k}`" for k in macros) or "none") + "\n")
     return "\n".join(out)
 
+# %% ../nbs/08_paper.ipynb #ef3fd80c
+_SOURCE_LINK = re.compile(r"^\[source\]\([^)]*\)\{[^}]*\}\n?", re.M)  # quarto's float-right link to GitHub
+
+def _strip_directives(src: str) -> tuple:
+    "`src` without its `#|` directive lines, and those lines."
+    lines = src.splitlines()
+    keep = [l for l in lines if not l.lstrip().startswith("#|")]
+    return "\n".join(keep), [l for l in lines if l.lstrip().startswith("#|")]
+
+def _doc_markdown(md, level: int) -> str:
+    "A `show_doc` output for jupyter-book: no GitHub link, no rule (docutils' transitions break), a heading at `level`."
+    md = _SOURCE_LINK.sub("", "".join(md) if isinstance(md, list) else md)
+    md = re.sub(r"^---\n", "", md, flags=re.M)
+    return re.sub(r"^### ", "#" * min(level, 6) + " ", md, flags=re.M)
+
+def _for_jupyter_book(nb) -> list:
+    "The cells of an nbdev-processed notebook, as jupyter-book shows them (see above)."
+    from execnb.nbio import mk_cell
+    fm = getattr(nb, "frontmatter_", None) or {}
+    cells = [mk_cell(f"# {fm.get('title', 'API')}\n\n> {fm.get('description', '')}", cell_type="markdown")]
+    level = 1
+    for c in nb.cells:
+        if c.cell_type == "raw" or not c.source.strip():  # quarto's front matter: the title cell above replaces it
+            continue
+        if c.cell_type == "markdown":
+            heads = re.findall(r"^(#+) ", c.source, re.M)
+            level = len(heads[-1]) if heads else level
+        else:
+            c.source, dirs = _strip_directives(c.source)
+            if any(re.search(r"echo:\s*false", d) for d in dirs):
+                c.metadata["tags"] = ["remove-input"]
+            for o in c.get("outputs", []):
+                if "text/markdown" in o.get("data", {}):
+                    o["data"]["text/markdown"] = _doc_markdown(o["data"]["text/markdown"], level + 1)
+        cells.append(c)
+    return cells
+
+def _nbdev_procs():
+    "nbdev's docs processors, without `add_links` and running only the exported and `show_doc` cells (see above)."
+    from nbdev.processors import FilterDefaults, exec_show_docs
+    class exec_docs(exec_show_docs):
+        "nbdev's `exec_show_docs` on the exported and `show_doc` cells only: a test cell that imports is not needed."
+        def __call__(self, cell):
+            wanted = "show_doc(" in cell.source or cell.directives_.keys() & {"export", "exports", "exporti"}
+            if cell.cell_type == "code" and wanted:
+                super().__call__(cell)
+    class Procs(FilterDefaults):
+        def base_procs(self):
+            return [exec_docs if p is exec_show_docs else p for p in super().base_procs() if p.__name__ != "add_links"]
+    return Procs()
+
+def api_page(src, dest) -> Path:
+    "Render library notebook `src` as an API page for the book at `dest` (cached; see above)."
+    import warnings
+    import nbdev
+    from execnb.nbio import read_nb, write_nb
+    from lwa.models import cache_dir
+    src, dest = Path(src), Path(dest)
+    mods = [project_root() / "lwa" / f"{m}.py" for m in re.findall(r"#\|\s*default_exp\s+(\S+)", src.read_text())]
+    keyed = [k for k in (src, *mods, project_root() / "lwa" / "paper.py") if k.is_file()]  # notebook, module, renderer
+    cached = cache_dir() / "api" / f"{src.stem}-{sha256_files(keyed)[:16]}-{nbdev.__version__}.ipynb"
+    if not cached.is_file():
+        nb = read_nb(src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbdev warns of cells that mix imports and code
+            _nbdev_procs()(nb)
+        nb.cells = _for_jupyter_book(nb)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_nb(nb, cached)
+    shutil.copy2(cached, dest)
+    return dest
+
+# %% ../nbs/08_paper.ipynb #0b00d344
+_BAR = re.compile(r"\d+%\|.*\||IProgress not found|from autonotebook import|model of type `lwa_llmrec`")  # noise
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_VERDICT = re.compile(r"verdict|\bH\d\b|significan|speed-up|\bbest\b", re.I)  # printed lines that answer the question
+# /a/checkout/ before one of its folders
+_CHECKOUT_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.+-]+/)+?(?=(?:results|nbs|figures|paper|lwa|\.venv)/)")
+
+def _noise(o: dict) -> bool:
+    "A stderr output that is a progress-bar redraw, cursor movement, or a message `lwa.core` filters out now."
+    text = _ANSI.sub("", "".join(o.get("text", ""))).replace("\r", "")
+    return o.get("name") == "stderr" and (not text.strip() or bool(_BAR.search(text)))
+
+def relative_paths(text: str, root=None) -> str:
+    "`text` with the checkout's absolute folder removed from the paths in it: they become relative to the checkout."
+    return text.replace(str(Path(root or project_root()).resolve()) + "/", "")
+
+def relative_notebook(text: str) -> str:
+    "An executed notebook's JSON `text`, the paths of the checkout it ran in relative (`/x/results/a`: `results/a`)."
+    ran = (json.loads(text).get("metadata", {}).get("papermill") or {}).get("input_path") or ""
+    if Path(ran).is_absolute() and Path(ran).parent.name == "nbs":
+        text = relative_paths(text, Path(ran).parents[1])
+    return _CHECKOUT_PATH.sub("", relative_paths(text))  # no absolute input_path: the checkout's folders tell
+
+def _glance(cells: list) -> list:
+    "An 'At a glance' section: every figure, every printed verdict (`_VERDICT`), then the last code cell's output."
+    outs = [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+            or (o.get("name") == "stdout" and _VERDICT.search("".join(o.get("text", ""))))]
+    last = next((c for c in reversed(cells) if c["cell_type"] == "code" and c.get("outputs")), None)
+    outs += [o for o in (last or {}).get("outputs", []) if o.get("name") != "stderr" and o not in outs]
+    if not outs:
+        return []
+    intro = ("## At a glance\n\nThe figures, the verdicts and the final output of this run; "
+             "the notebook, as executed, follows.")
+    return [dict(cell_type="markdown", metadata={}, source=intro),
+            dict(cell_type="code", execution_count=None, metadata=dict(tags=["remove-input"]), outputs=outs,
+                 source="# copies of this run's figures and final output (myst-nb skips a cell with no source)")]
+
+def experiment_page(src, dest, root=None) -> Path:
+    "The book's page of executed notebook `src`: at a glance first, checkout paths relative, noise dropped (see above)."
+    nb = json.loads(relative_paths(relative_notebook(Path(src).read_text()), root))
+    for c in nb["cells"]:
+        if "outputs" in c:
+            c["outputs"] = [o for o in c["outputs"] if not _noise(o)]
+    is_h1 = lambda c: c["cell_type"] == "markdown" and "".join(c["source"]).lstrip().startswith("# ")
+    h1 = next((i for i, c in enumerate(nb["cells"]) if is_h1(c)), -1)
+    nb["cells"][h1 + 1:h1 + 1] = _glance(nb["cells"])
+    atomic_write_text(dest, json.dumps(nb, indent=1, ensure_ascii=False))
+    return Path(dest)
+
 # %% ../nbs/08_paper.ipynb #c8cc30fc
 _MATHJAX = Path("/usr/share/javascript/mathjax")
 _MJ_SKIP = shutil.ignore_patterns("unpacked", "test", "SVG", "NativeMML", "PlainSource", "PreviewHTML", "localization", "*.eot", "*.otf", "*.svg")
 
-def _copy_nbs(src: Path, dest: Path, pattern: str) -> list:
-    dest.mkdir(parents=True, exist_ok=True); names = []
+def _copy_nbs(src: Path, dest: Path, pattern: str, render=None) -> list:
+    "Copy (or, with `render(src, dest)`, render) the notebooks `src/pattern` into `dest`; the _toc.yml entries."
+    dest.mkdir(parents=True, exist_ok=True)
+    names = []
     for f in sorted(src.glob(pattern)):
-        if not f.name.startswith(("_", ".")): shutil.copy2(f, dest / f.name); names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
+        if f.name.startswith(("_", ".")):
+            continue
+        (render or shutil.copy2)(f, dest / f.name)
+        names.append((f"{dest.name}/{f.stem}", f.stem if dest.name == "experiments" else None))
     return names
 
 # %% ../nbs/08_paper.ipynb #680652c5
@@ -742,7 +968,8 @@ def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathj
     book, root_dir = Path(book), Path(root_dir or project_root())
     for d in ("api", "experiments", "figures"): shutil.rmtree(book / d, ignore_errors=True)
     shutil.copy2(root_dir / "README.md", book / "README.md")
-    api, exps = _copy_nbs(root_dir / "nbs", book / "api", "[0-9]*.ipynb"), _copy_nbs(P.root / "notebooks", book / "experiments", f"*-{P.profile}*.ipynb")
+    api = _copy_nbs(root_dir / "nbs", book / "api", "[0-9]*.ipynb", api_page)
+    exps = _copy_nbs(P.root / "notebooks", book / "experiments", f"*-{P.profile}*.ipynb", experiment_page)
     (book / "figures").mkdir(); [shutil.copy2(P.fig_dir / f"{n}.png", book / "figures") for n, _ in P.figures.values()]
     pdf = Path(pdf)
     if not pdf.is_file(): raise MissingResultError(f"{pdf}: missing; it is built by `make paper` (the generator, then latexmk)")
