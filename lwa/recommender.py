@@ -14,8 +14,6 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-import os
-import sys
 from contextlib import nullcontext
 
 import numpy as np
@@ -28,7 +26,7 @@ from transformers import (EarlyStoppingCallback, LlamaConfig, LlamaModel, Pretra
                           TrainingArguments)
 from transformers.modeling_outputs import ModelOutput
 
-from .core import ConfigError, TrainCfg, use_bf16
+from .core import ConfigError, TrainCfg, progress_disabled, use_bf16
 from .data import Examples
 from .metrics import full_ranking_metrics, sampled_metrics
 from .models import CheckpointError, check_tokenizer, copy_blocks, narrow_dims, pca_basis, select_layers
@@ -252,10 +250,6 @@ def freeze_below(model: LlmRecommender, top: int):
     for p in model.lm.parameters(): p.requires_grad_(False)
     for m in [*model.lm.layers[n - min(top, n):], model.lm.norm]: m.requires_grad_(True)
 
-def _quiet() -> bool:
-    "No progress bars when output is not a terminal (papermill, CI) or when TQDM_DISABLE is set."
-    return bool(os.environ.get("TQDM_DISABLE")) or not sys.stderr.isatty()
-
 def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, validate: bool = False, **args) -> TrainingArguments:
     "The `TrainingArguments` of every training here (cosine schedule, seeded, length-grouped, safetensors checkpoints); `args` override."
     kw = dict(output_dir=str(Path(out_dir) / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
@@ -263,7 +257,7 @@ def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, 
               lr_scheduler_type="cosine", warmup_steps=0.05, save_strategy="steps", save_steps=save_steps, save_total_limit=1,
               logging_steps=10, report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
               remove_unused_columns=False, dataloader_num_workers=0, train_sampling_strategy="group_by_length",
-              bf16=use_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu"), disable_tqdm=_quiet())
+              bf16=use_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu"), disable_tqdm=progress_disabled())
     if validate:  # validate (and checkpoint) evals_per_epoch times an epoch; keep the best checkpoint
         every = 1.0 / (cfg.evals_per_epoch * cfg.epochs)  # a fraction of all steps
         kw.update(eval_strategy="steps", eval_steps=every, save_steps=every, load_best_model_at_end=True,
