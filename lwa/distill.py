@@ -364,8 +364,8 @@ def distill(
     w = as_windows(train, prompter).subset(cfg.max_train_examples, seed)
     bf16 = use_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu")
     if cache is not None and (len(cache) != w.n_targets or cache.meta.get("prompts") != _prompts_digest(WindowDataset(w, prompter))):
-        raise ConfigError(f"cache: {cache.path} holds the teacher's signals for other windows ({len(cache)} readouts; the run trains on "
-                          f"{w.n_targets}, or other prompts); pass cache=None to build the right one")
+        raise ConfigError(f"cache: {cache.path} holds the teacher's signals for other prompts or windows ({len(cache)} readouts; this run "
+                          f"trains on {w.n_targets}); pass cache=None to build the right one")
     if cache is None and not plan.online and (plan.alpha > 0 or plan.gamma > 0):
         cache = TeacherCache.build(teacher, w, prompter, cache_root, bf16=bf16)
     attn = plan.attention > 0 or plan.minilm > 0

@@ -267,6 +267,10 @@ def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, 
 # %% ../nbs/04_recommender.ipynb #acedd88d
 class RecTrainer(Trainer):
     "The `Trainer` with validation rows in their given order, so that the metrics can exclude each user's history."
+    def __init__(self, *args, **kw):
+        "The `Trainer`'s own arguments: model, args, datasets, collator, compute_metrics, callbacks."
+        super().__init__(*args, **kw)
+
     def _get_eval_sampler(self, eval_dataset): return torch.utils.data.SequentialSampler(eval_dataset)
 
 class ValidationNdcg:

@@ -1,4 +1,5 @@
 "The project's own files agree with each other: pins, nbdev settings, notebook conventions."
+import ast
 import configparser
 import json
 import re
@@ -51,9 +52,12 @@ def test_experiment_notebooks_have_one_literal_parameters_cell_and_no_definition
         cells = _code_cells(nb)
         params = [src for src, md in cells if "parameters" in md.get("tags", [])]
         assert len(params) == 1, f"{nb.name}: needs exactly one cell tagged 'parameters'"
-        for line in params[0].splitlines():
-            code = line.split("#")[0].strip()
-            assert not code or re.fullmatch(r"\w+ = (None|True|False|-?[\d.e]+|\"[^\"]*\"|'[^']*'|\[[^\]]*\]|\([^)]*\))", code), f"{nb.name}: non-literal parameter {code!r}"
+        for stmt in ast.parse(params[0]).body:  # each statement `name = <a Python literal>` (numbers, strings, lists, dicts, ...)
+            code = ast.unparse(stmt)
+            assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), \
+                f"{nb.name}: a parameter must be `name = literal`, got {code!r}"
+            try: ast.literal_eval(stmt.value)
+            except ValueError: raise AssertionError(f"{nb.name}: non-literal parameter {code!r}") from None
         for src, _ in cells:
             assert not re.search(r"^\s*(def|class) ", src, re.M), f"{nb.name}: experiment notebooks only call lwa; move definitions into a library notebook"
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import BIN, ROOT
 
 METHODS = "methods: [uniform, fisher]"
-N_EX = 490
+N_EX = 490  # training targets: whole readout windows up to this many
 TIMING = {"train_runtime", "train_samples_per_second", "train_steps_per_second"}  # wall-clock entries of a Trainer log
 # 2 processes against 1, measured on this job: every per-user metric equal (0 of 297 users differ), logged losses within 6.5e-6 relative (1.2e-5
 # for loss_kd and 3e-7 for the total loss and gradient norm with the profile's 1426 examples). DDP's gradient all-reduce sums in another order than one
@@ -91,7 +91,7 @@ def test_two_runs_agree_bit_for_bit(twins):
         ma, mb = (json.loads((u[n] / "metrics.json").read_text()) for u in (ua, ub))
         assert ma["summary"] == mb["summary"], n
         if n != "tiny-synthetic-teacher":
-            assert ma["n_train_examples"] == N_EX and ma["processes"] == 1 and ma["resumed_from"] is None
+            assert 0 < ma["n_train_examples"] <= N_EX and ma["processes"] == 1 and ma["resumed_from"] is None
             assert (ma["pairs"], ma["weights"], ma["student_layers"]) == (mb["pairs"], mb["weights"], mb["student_layers"])
             assert _losses(ua[n]) == _losses(ub[n]), n  # every logged loss, term and gradient norm
     ra, rb = _main_run(a), _main_run(b)
@@ -135,17 +135,23 @@ def _alive(pid: int) -> bool:
     except OSError: return False
 
 
+def _epoch(state_file: Path) -> float:
+    "The epoch a checkpoint's trainer_state.json records (0 while it is being written)."
+    try: return float(json.loads(state_file.read_text())["epoch"])
+    except (OSError, ValueError, KeyError): return 0.0
+
+
 def test_killed_run_resumes_to_the_same_result(twins, tmp_path):
     "SIGKILL exp_distill mid-unit, after a Trainer checkpoint in epoch 2; the same command again resumes from it and ends equal to run A."
     a, b = twins
     c, cache = tmp_path / "c", b / "cache"  # B's teacher: the kill lands in training, not in the teacher's fine-tuning
-    cmd = ("-p", "save_steps", "6")  # 16 steps an epoch: checkpoints at 6, 12, 18, 24, ...
+    cmd = ("-p", "save_steps", "6")  # with validation, a checkpoint at every validation: twice an epoch
     p = _start(c, cache, *cmd, new_session=True)
     ck, deadline = None, time.time() + 400
     while ck is None:
         assert p.poll() is None, f"finished before a checkpoint in epoch 2: {(c / 'log.txt').read_text()[-3000:]}"
         assert time.time() < deadline, "no checkpoint after 400 s"
-        done = [s for s in (c / "res" / "distill").glob("*/checkpoints/checkpoint-*/trainer_state.json") if int(s.parent.name.split("-")[1]) >= 18]
+        done = [s for s in (c / "res" / "distill").glob("*/checkpoints/checkpoint-*/trainer_state.json") if _epoch(s) >= 1.0]
         ck = done[0].parent if done else None
         time.sleep(0.05)
     _kill_job(p)
@@ -155,7 +161,7 @@ def test_killed_run_resumes_to_the_same_result(twins, tmp_path):
         assert (u / "metrics.json").exists() == (u / "DONE").exists() == (u / "per_user.csv").exists(), u
     assert not (c / "res" / "exp_distill").exists() or not any((r / "DONE").exists() for r in (c / "res" / "exp_distill").iterdir())
     state = json.loads((ck / "trainer_state.json").read_text())
-    assert 16 < state["global_step"] < 48  # mid-training, inside epoch 2 or 3 of 3
+    assert 1.0 <= state["epoch"] < 3.0  # mid-training, inside epoch 2 or 3 of 3
     from lwa.recommender import last_checkpoint
     resume_at = Path(last_checkpoint(unit / "checkpoints"))  # the newest whole checkpoint: what the rerun must resume from
     log = _finish(_start(c, cache, *cmd), c)
@@ -190,7 +196,7 @@ def test_two_processes_through_the_notebook(twins, tmp_path):
         assert prov["run_id"] == u.name and prov["packages"]["torch"] and prov["git"]["commit"] is not None
         if n == "tiny-synthetic-teacher": continue
         ma, md = (json.loads((x / "metrics.json").read_text()) for x in (ua[n], u))
-        assert (md["processes"], ma["processes"], md["n_train_examples"]) == (2, 1, N_EX)
+        assert (md["processes"], ma["processes"], md["n_train_examples"]) == (2, 1, ma["n_train_examples"])
         pa, pd_ = (pd.read_csv(x / "per_user.csv").set_index("user") for x in (ua[n], u))
         assert pa.index.equals(pd_.index)
         differ = float((pa != pd_).any(axis=1).mean())

@@ -21,6 +21,7 @@ from lwa.data import DataError, kcore, leave_one_out, load_data, load_dataset, r
 from lwa.distill import TeacherCache, distill, distill_unit, teacher_for
 from lwa.models import CheckpointError, load_teacher, tiny_tokenizer
 from lwa.recommender import LlmRecommender, Prompter, from_lm, last_checkpoint, load_recommender, score_items, train_recommender
+from lwa.sequences import train_windows
 
 REFETCH = "copy or download it again"  # the fix every damaged-file error gives
 
@@ -198,12 +199,12 @@ def test_a_saved_teacher_is_checked_against_the_tokenizer_of_the_prompts(tiny, t
 
 
 def test_a_teacher_cache_of_other_prompts_is_never_read(tiny, tmp_path):
-    ex = tiny.sp.train.subsample(16, 0); titles = tiny.ds.items.title.tolist()
-    other = Prompter(tiny_tokenizer(400), titles, 6, 4)  # fits the embeddings, but other ids
-    mine, theirs = TeacherCache.build(tiny.rec, ex, tiny.pr, tmp_path / "c"), TeacherCache.build(tiny.rec, ex, other, tmp_path / "c")
-    assert mine.path != theirs.path  # keyed by the prompts' token ids
+    w = train_windows(tiny.sp, tiny.pr.kept, 16, 0)
+    other = Prompter(tiny_tokenizer(400), tiny.ds.items.title.tolist(), 6, 4)  # fits the embeddings, but other ids
+    mine, theirs = TeacherCache.build(tiny.rec, w, tiny.pr, tmp_path / "c"), TeacherCache.build(tiny.rec, w, other, tmp_path / "c")
+    assert mine.path != theirs.path and len(mine) == len(theirs) == w.n_targets  # keyed by the prompts' token ids
     with pytest.raises(ConfigError, match=rf"cache: {re.escape(str(theirs.path))} holds the teacher's signals for other prompts .*pass cache=None"):
-        distill(tiny.rec, tiny.sp.train, tiny.pr, "uniform", DistillCfg(max_train_examples=16), tmp_path / "u", k=2, cache=theirs)
+        distill(tiny.rec, w, tiny.pr, "uniform", DistillCfg(max_train_examples=16), tmp_path / "u", k=2, cache=theirs)
     assert not (tmp_path / "u").exists()
 
 
