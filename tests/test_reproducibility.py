@@ -24,7 +24,8 @@ from conftest import BIN, ROOT
 
 METHODS = "methods: [uniform, fisher]"
 N_EX = 490  # training targets: whole readout windows up to this many
-TIMING = {"train_runtime", "train_samples_per_second", "train_steps_per_second"}  # wall-clock entries of a Trainer log
+TIMING = {"train_runtime", "train_samples_per_second", "train_steps_per_second",  # wall-clock entries of a Trainer log
+          "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
 # 2 processes against 1, measured on this job: every per-user metric equal (0 of 297 users differ), logged losses within 6.5e-6 relative (1.2e-5
 # for loss_kd and 3e-7 for the total loss and gradient norm with the profile's 1426 examples). DDP's gradient all-reduce sums in another order than one
 # process, so equality is up to floating point, and a rank-based metric can flip for a user whose items score within rounding of each other: the
@@ -203,8 +204,9 @@ def test_two_processes_through_the_notebook(twins, tmp_path):
         worst = max(abs(ma["summary"][k] - md["summary"][k]) for k in ma["summary"])
         la, ld = _losses(ua[n]), _losses(u)
         assert [r["step"] for r in la] == [r["step"] for r in ld]  # the same steps of the same global batch
-        keys = [k for k in la[0] if k.startswith("loss") or k == "grad_norm"]
-        rel = max(abs(x[k] - y[k]) / abs(x[k]) for x, y in zip(la, ld) for k in keys if k in x)
+        logged = [(x, y) for x, y in zip(la, ld) if "loss" in x]  # training records (validation records hold eval_*)
+        keys = [k for k in logged[0][0] if k.startswith("loss") or k == "grad_norm"]
+        rel = max(abs(x[k] - y[k]) / abs(x[k]) for x, y in logged for k in keys if k in x)
         print(f"{n}: {differ:.1%} of users differ, largest difference of a mean {worst:.2e}, of a logged loss {rel:.2e} (relative)")
         assert differ <= TOL_USERS and worst <= TOL_MEAN and rel <= TOL_LOSS, (n, differ, worst, rel)
     run = _main_run(d)
