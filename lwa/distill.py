@@ -320,6 +320,9 @@ class DistillationTrainer(RecTrainer):
             raise DistillError(f"{p.method}: the loss is {loss.item()} at step {self.state.global_step} (terms: "
                                f"{ {k: float(v) for k, v in terms.items()} }); the last good checkpoint is "
                                f"{last_checkpoint(self.args.output_dir)}. Lower DistillCfg.lr or check the teacher cache and inputs.")
+        if self.args.world_size > 1:  # each term is this process's mean over its readouts: weigh it by its share of all readouts
+            n = sel.sum().float() * (1.0 if real else 0.0)
+            scale = self.args.world_size * n / self.accelerator.reduce(n.detach().clone(), "sum").clamp(min=1)
         if scale is not None: loss, terms = loss * scale, {k: v * scale for k, v in terms.items()}
         for k, v in terms.items(): self._terms.setdefault(k, []).append(float(v.detach()))
         return (loss, out) if return_outputs else loss

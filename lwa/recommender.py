@@ -273,6 +273,15 @@ class RecTrainer(Trainer):
 
     def _get_eval_sampler(self, eval_dataset): return torch.utils.data.SequentialSampler(eval_dataset)
 
+    def _get_train_sampler(self, train_dataset=None):
+        "Length-grouped batches built for the **global** batch, so that N processes train on the same global batches as one."
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+        ds = train_dataset or self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not hasattr(ds, "lengths"):
+            return super()._get_train_sampler(train_dataset)
+        a = self.args
+        return LengthGroupedSampler(a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps, lengths=ds.lengths)
+
 class ValidationNdcg:
     "`compute_metrics` for the `Trainer`: full-ranking N@10 (and HR@10) of validation rows, each user's history excluded."
     def __init__(self, valid: Examples): self.valid = valid
