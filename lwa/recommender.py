@@ -36,12 +36,13 @@ from .sequences import PadCollator, PromptDataset, WindowDataset, Windows, examp
 PROMPT_HEAD, PROMPT_ITEM, PROMPT_END = "A user bought these items, oldest first:\n", "{i}. ", "\n"
 
 class Prompter:
-    "Turns a history of item indices into prompt token ids within per-title and total token budgets, with a readout after each item."
+    "A history of item indices as prompt token ids within per-title and total token budgets, a readout after each item."
     def __init__(self, tokenizer, titles: list, max_title_tokens: int = 24, max_history: int = 20, max_tokens: int = 512):
         enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
         self.tokenizer, self.max_history, self.max_tokens = tokenizer, max_history, max_tokens
         quiet = len(titles) < 5000
-        self.titles = [enc(t)[:max_title_tokens] for t in tqdm(titles, desc="tokenising titles", leave=False, disable=quiet)]
+        bar = tqdm(titles, desc="tokenising titles", leave=False, disable=quiet)
+        self.titles = [enc(t)[:max_title_tokens] for t in bar]
         self.head, self.nl = enc(PROMPT_HEAD), enc(PROMPT_END)
         self.nums = [enc(PROMPT_ITEM.format(i=i)) for i in range(1, max_history + 1)]
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -118,7 +119,8 @@ class LlmRecommender(PreTrainedModel):
         out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
                       output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         if readouts is None and labels is not None and labels.dim() == 2: readouts = labels != -100  # (B, T)
-        h = out.last_hidden_state[readouts] if readouts is not None else out.last_hidden_state[:, -1]  # (R, d) or (B, d)
+        hs = out.last_hidden_state  # (B, T, d)
+        h = hs[readouts] if readouts is not None else hs[:, -1]  # (R, d) or (B, d)
         logits = self.item_proj(self.drop(h)) @ self.item_emb.weight.T  # (R or B, n_items)
         if labels is not None and labels.dim() == 2: labels = labels[readouts]
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
@@ -189,7 +191,8 @@ def autocast(model, bf16: bool):
     return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 @torch.inference_mode()
-def score_items(model, ex: Examples, prompter, batch_size: int = 32, desc: str = "scoring", bf16: bool = False) -> np.ndarray:
+def score_items(model, ex: Examples, prompter, batch_size: int = 32, desc: str = "scoring",
+                bf16: bool = False) -> np.ndarray:
     "Scores of every item for every example: (E, n_items) float32, rows in the order of `ex`."
     check_tokenizer(model, getattr(prompter, "tokenizer", None))
     model.eval()
@@ -250,8 +253,9 @@ def freeze_below(model: LlmRecommender, top: int):
     for p in model.lm.parameters(): p.requires_grad_(False)
     for m in [*model.lm.layers[n - min(top, n):], model.lm.norm]: m.requires_grad_(True)
 
-def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, validate: bool = False, **args) -> TrainingArguments:
-    "The `TrainingArguments` of every training here (cosine schedule, seeded, length-grouped, safetensors checkpoints); `args` override."
+def training_args(cfg: TrainCfg, out_dir, seed: int = 0, save_steps: int = 200, validate: bool = False,
+                  **args) -> TrainingArguments:
+    "The `TrainingArguments` of every training here (cosine, seeded, length-grouped, safetensors); `args` override."
     kw = dict(output_dir=str(Path(out_dir) / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
               gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
               lr_scheduler_type="cosine", warmup_steps=0.05, save_strategy="steps", save_steps=save_steps, save_total_limit=1,
@@ -274,16 +278,17 @@ class RecTrainer(Trainer):
     def _get_eval_sampler(self, eval_dataset): return torch.utils.data.SequentialSampler(eval_dataset)
 
     def _get_train_sampler(self, train_dataset=None):
-        "Length-grouped batches built for the **global** batch, so that N processes train on the same global batches as one."
+        "Length-grouped batches built for the **global** batch: N processes train on the global batches of one."
         from transformers.trainer_pt_utils import LengthGroupedSampler
         ds = train_dataset or self.train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(ds, "lengths"):
             return super()._get_train_sampler(train_dataset)
         a = self.args
-        return LengthGroupedSampler(a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps, lengths=ds.lengths)
+        G = a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps
+        return LengthGroupedSampler(G, lengths=ds.lengths)
 
 class ValidationNdcg:
-    "`compute_metrics` for the `Trainer`: full-ranking N@10 (and HR@10) of validation rows, each user's history excluded."
+    "`compute_metrics` for the `Trainer`: full-ranking N@10 and HR@10 of validation rows, histories excluded."
     def __init__(self, valid: Examples): self.valid = valid
     def __call__(self, pred) -> dict:
         S = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions  # (E, n_items)
@@ -329,8 +334,8 @@ def train_recommender(
         v, vds = validation_rows(valid, prompter, cfg.valid_users, seed=0)
         ev = dict(eval_dataset=vds, compute_metrics=ValidationNdcg(v))
         if cfg.patience: cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.patience))
-    tr = (trainer_cls or RecTrainer)(model=m, args=ta, train_dataset=WindowDataset(w, prompter), data_collator=PadCollator(prompter.pad_id),
-                                     callbacks=cbs, **ev, **(trainer_kw or {}))
+    data = dict(train_dataset=WindowDataset(w, prompter), data_collator=PadCollator(prompter.pad_id))
+    tr = (trainer_cls or RecTrainer)(model=m, args=ta, callbacks=cbs, **data, **ev, **(trainer_kw or {}))
     ck = last_checkpoint(ta.output_dir) if resume else None
     if ck and tr.is_world_process_zero(): print(f"{desc + ': ' if desc else ''}resuming from {ck}", flush=True)
     tr.train(resume_from_checkpoint=ck)
@@ -338,7 +343,7 @@ def train_recommender(
     return m.eval(), tr.state.log_history
 
 def step_times(model, batches: list, bf16: bool = False, lr: float = 1e-5) -> list:
-    "Seconds of one training step (forward, loss, backward, AdamW) on each of `batches`, in order: for throughput benchmarks."
+    "Seconds of one training step (forward, loss, backward, AdamW) on each of `batches`: for throughput benchmarks."
     import time
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
