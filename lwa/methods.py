@@ -8,7 +8,6 @@ __all__ = ['METHODS', 'BUILTIN_METHODS', 'MAIN_METHODS', 'kd_loss', 'layer_loss'
            'needs_fisher', 'method_digest', 'register_method', 'Plan', 'make_plan']
 
 # %% ../nbs/06a_methods.ipynb #a6e1f0c3
-import hashlib
 import inspect
 import math
 import re

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from lwa.core import DistillCfg, atomic_write_json
 from lwa.data import leave_one_out, synthetic_dataset
-from lwa.distill import distill
+from lwa.kd import distill
 from lwa.models import load_teacher
 from lwa.recommender import PadCollator, Prompter, from_lm
 

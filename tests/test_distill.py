@@ -10,7 +10,8 @@ import pytest
 from conftest import BIN, ROOT
 from lwa.core import ConfigError, DistillCfg, get_profile
 from lwa.data import leave_one_out, synthetic_dataset
-from lwa.distill import distill, get_method, make_plan
+from lwa.kd import distill
+from lwa.methods import get_method, make_plan
 from lwa.models import load_teacher
 from lwa.recommender import Prompter, from_lm
 

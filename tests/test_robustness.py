@@ -18,7 +18,8 @@ from transformers import TrainerCallback
 from conftest import BIN, ROOT
 from lwa.core import EXP_PARAMS, ConfigError, DataCfg, DistillCfg, Run, TrainCfg, _type_ok, find_run, get_profile
 from lwa.data import DataError, kcore, leave_one_out, load_data, load_dataset, read_lcrec, read_unisrec, synthetic_dataset
-from lwa.distill import TeacherCache, distill, distill_unit, teacher_for
+from lwa.distill import distill_unit, teacher_for
+from lwa.kd import TeacherCache, distill
 from lwa.models import CheckpointError, load_teacher, tiny_tokenizer
 from lwa.recommender import LlmRecommender, Prompter, from_lm, last_checkpoint, load_recommender, score_items, train_recommender
 from lwa.sequences import train_windows
