@@ -277,9 +277,9 @@ PROFILES = {
         "paper", "Real Amazon data from ../shared/data and the pretrained SmolLM2-135M teacher on 2 CPU cores.",
         data=DataCfg(dataset="office", max_history=20, max_title_tokens=12, n_neg=99),
         model=ModelCfg(teacher="smollm2-135m", student_layers=6),
-        train=TrainCfg(epochs=3.0, batch_size=16, lr=3e-4, train_top_layers=8, valid_users=1000, evals_per_epoch=2, patience=2),
+        train=TrainCfg(epochs=2.0, batch_size=16, lr=3e-4, train_top_layers=8, valid_users=1000, evals_per_epoch=2, patience=2),
         eval=EvalCfg(max_eval_users=2000),
-        distill=DistillCfg(epochs=2.0, batch_size=16, lr=3e-4, valid_users=1000, evals_per_epoch=2, patience=2), seeds=(0, 1, 2)),
+        distill=DistillCfg(epochs=1.0, batch_size=16, lr=3e-4, valid_users=1000, evals_per_epoch=2, patience=2), seeds=(0, 1, 2)),
     "gpu": lambda: Profile(
         "gpu", "Llama-3-8B teacher in bf16 on GPU(s), official Amazon data; run under `accelerate launch`.",
         data=DataCfg(dataset="amazon2023:Office_Products", max_history=20, max_title_tokens=32, n_neg=99),
