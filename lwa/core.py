@@ -386,13 +386,17 @@ def progress_disabled() -> bool:
 
 # %% ../nbs/00_core.ipynb #70ae008a
 class _DropNoise(logging.Filter):
-    "Drop transformers' warning that a saved `lwa_llmrec` config is read as a generic one (the tokenizer loader does)."
+    "Drop known harmless messages: transformers reading a saved `lwa_llmrec` config as a generic one (the tokenizer loader"
+    " does); torchao failing to load its CUDA-only kernels (mxfp8, cutlass), and torch's note on the enums torchao registers."
     def filter(self, record) -> bool:
-        return "model of type `lwa_llmrec`" not in record.getMessage()
+        m = record.getMessage()
+        torchao = (m.startswith("Failed to load") and "torchao/_C_" in m) or "is an Enum subclass and is now natively" in m
+        return "model of type `lwa_llmrec`" not in m and not torchao
 
-_cfg_log = logging.getLogger("transformers.configuration_utils")
-if not any(isinstance(f, _DropNoise) for f in _cfg_log.filters):
-    _cfg_log.addFilter(_DropNoise())
+for _name in ("transformers.configuration_utils", "torchao", "torch.utils._pytree"):
+    _log = logging.getLogger(_name)
+    if not any(isinstance(f, _DropNoise) for f in _log.filters):
+        _log.addFilter(_DropNoise())
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
 
 # %% ../nbs/00_core.ipynb #18aad951
