@@ -1,7 +1,11 @@
 "Results and executed notebooks outside distillation hold no absolute paths of the checkout that made them (item 6)."
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +42,43 @@ def test_results_json_outside_distillation_holds_no_absolute_paths():
     files = [f for f in _tracked("results/*.json", "results/**/*.json") if not f.startswith(DISTILL)]
     bad = [f for f in files if ABS.search((ROOT / f).read_text())]
     assert not bad, f"absolute paths in {bad}"
+
+
+
+UNIT = """
+from lwa.core import get_profile, results_root
+from lwa.distill import sweep_data
+D = sweep_data(get_profile("tiny"), "synthetic", fisher=False)
+met, _ = D.run("nokd", 0)
+print("RUN", met["run_id"], results_root())
+"""
+
+
+def _clone(dest):
+    "A clone of the checkout's committed code at `dest`."
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(dest)], check=True)
+    return dest
+
+
+def _unit(clone, cache) -> str:
+    "Make (or find) the tiny `nokd` unit in `clone`, with a cache of its own; its run id."
+    env = dict(os.environ, PYTHONPATH=str(clone), LWA_CACHE=str(cache), OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    env.pop("LWA_RESULTS", None)
+    r = subprocess.run([sys.executable, "-c", UNIT], cwd=clone, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run_id, root = r.stdout.split("RUN ")[1].split()
+    assert Path(root) == clone / "results", f"the unit went to {root}, not into the clone {clone}"
+    return run_id
+
+
+def test_the_same_unit_from_two_clones_in_different_folders_is_found_finished(tmp_path):
+    "A unit made in one clone and copied into a clone elsewhere is finished there: its identity holds no path."
+    one = _clone(tmp_path / "one" / "lwa")
+    a = _unit(one, tmp_path / "cache")  # one cache (keyed by content): the tiny teacher trains once
+    unit = one / "results" / "distill" / a
+    done = (unit / "DONE").read_text()
+    two = _clone(tmp_path / "elsewhere" / "deeper" / "checkout")
+    shutil.copytree(unit, two / "results" / "distill" / a)
+    assert _unit(two, tmp_path / "cache") == a, "the second clone computed another identity for the same unit"
+    assert (two / "results" / "distill" / a / "DONE").read_text() == done, "the copied unit was trained again"
