@@ -78,7 +78,7 @@ def minilm_loss(att_s, att_t, v_s, v_t, mask, n_rel: int) -> torch.Tensor:
 @dataclass
 class LossInputs:
     "What a loss term sees at one training step, for a batch of windows with R readouts."
-    plan: "Plan"  # the method made concrete: pairs, weights, loss settings
+    plan: object  # the `Plan` (below): the method made concrete, its pairs, weights and loss settings
     weights: np.ndarray  # the pair weights in force at this step (progressive KD changes them)
     labels: torch.Tensor  # (R,) the target item of each readout
     readouts: torch.Tensor  # (B, T) bool: the readout positions
