@@ -24,7 +24,8 @@ from .core import ConfigError, DistillCfg, TrainCfg, sha256_json, use_bf16
 from .data import Examples
 from .methods import LossInputs, Plan, get_method, kd_loss, layer_loss, make_plan
 from .models import cache_dir, check_tokenizer, select_layers
-from .recommender import LlmRecommender, PadCollator, RecTrainer, as_windows, autocast, last_checkpoint, student_of, train_recommender
+from .recommender import (LlmRecommender, PadCollator, RecTrainer, as_windows, autocast, last_checkpoint, student_of,
+                             train_recommender)
 from .sequences import WindowDataset, Windows
 from .weighting import fisher_layers
 
@@ -35,7 +36,7 @@ class DistillError(RuntimeError):
 # %% ../nbs/06b_kd.ipynb #f1e9c283
 @contextmanager
 def record_blocks(rec: LlmRecommender, values: bool = False):
-    "Record every decoder block's output (B, T, d) into a dict: `blocks` (a list), and `values` of the last block if asked."
+    "Record each decoder block's output (B, T, d) in a dict: `blocks` (a list), and the last block's `values` if asked."
     out, handles = dict(blocks=[]), []
     def keep(m, a, o): out["blocks"].append(o[0] if isinstance(o, tuple) else o)
     def keep_v(m, a, o): out["values"] = o
@@ -79,7 +80,8 @@ class TeacherCache:
 
     @classmethod
     @torch.inference_mode()
-    def build(cls, teacher: LlmRecommender, w: Windows, prompter, root=None, batch_size: int = 16, bf16: bool = False) -> "TeacherCache":
+    def build(cls, teacher: LlmRecommender, w: Windows, prompter, root=None, batch_size: int = 16,
+              bf16: bool = False) -> "TeacherCache":
         "The cache of `teacher` on windows `w`, computed once (under `root`, default the lwa cache folder) and reused."
         data = WindowDataset(w, prompter)
         prompts = _prompts_digest(data)
@@ -99,12 +101,15 @@ class TeacherCache:
             b = {k: v.to(dev) for k, v in collate([data[i] for i in order[s:s + batch_size]]).items()}
             sel, rows = b["labels"] != -100, b["ridx"].cpu().numpy()  # (B, T) readouts, (R_b,) their global rows
             with record_blocks(teacher) as r, autocast(teacher, bf16):
-                z = teacher(input_ids=b["input_ids"], attention_mask=b["attention_mask"], position_ids=b["position_ids"], readouts=sel).logits
-            H[rows] = torch.stack([h[sel] for h in r["blocks"]], 1).float().cpu().numpy().astype(np.float16)  # (R_b, L, d)
+                ids, am, pos = b["input_ids"], b["attention_mask"], b["position_ids"]
+                z = teacher(input_ids=ids, attention_mask=am, position_ids=pos, readouts=sel).logits
+            hid = torch.stack([h[sel] for h in r["blocks"]], 1)  # (R_b, L, d)
+            H[rows] = hid.float().cpu().numpy().astype(np.float16)
             Z[rows] = z.float().cpu().numpy().astype(np.float16)
         H.flush(); Z.flush()
         del H, Z
-        meta = dict(n_readouts=R, n_windows=len(w), n_layers=L, hidden=d, n_items=N, key=key, dtype="float16", bf16=bf16,
+        meta = dict(n_readouts=R, n_windows=len(w), n_layers=L, hidden=d, n_items=N, key=key, dtype="float16",
+                    bf16=bf16,
                     created=time.time(), prompts=prompts)
         (tmp / "meta.json").write_text(json.dumps(meta))
         try: os.replace(tmp, path)
@@ -118,11 +123,14 @@ def _first_rows(inputs: dict, n: int) -> dict:
     return {k: (v[:r] if k == "ridx" else v[:n]) for k, v in inputs.items()}
 
 class DistillationTrainer(RecTrainer):
-    "The HF `Trainer` with the distillation loss of `plan` at every readout; teacher signals from `cache` or from running `teacher`."
-    def __init__(self, *args, plan: Plan, teacher: LlmRecommender | None = None, cache: TeacherCache | None = None, **kw):
+    "The HF `Trainer` with the distillation loss of `plan` at every readout; teacher signals from `cache` or `teacher`."
+    def __init__(self, *args, plan: Plan, teacher: LlmRecommender | None = None, cache: TeacherCache | None = None,
+                 **kw):
         super().__init__(*args, **kw)
-        if plan.online and teacher is None: raise ConfigError(f"method {plan.method!r}: its terms need the teacher at every step; pass teacher=")
-        if not plan.online and cache is None and teacher is None: raise ConfigError("DistillationTrainer: pass a teacher cache or the teacher")
+        if plan.online and teacher is None:
+            raise ConfigError(f"method {plan.method!r}: its terms need the teacher at every step; pass teacher=")
+        if not plan.online and cache is None and teacher is None:
+            raise ConfigError("DistillationTrainer: pass a teacher cache or the teacher")
         self.plan, self.teacher, self.cache, self._terms = plan, teacher, cache, {}
 
     def _teacher_signals(self, inputs: dict, sel, ridx) -> dict:
@@ -135,13 +143,15 @@ class DistillationTrainer(RecTrainer):
         return dict(logits=out.logits, blocks=r["blocks"], attentions=out.attentions, values=r.get("values"))
 
     def _share(self, n: int) -> tuple:
-        "Under N processes: how many of this process's `n` rows are real windows, and the loss scale that makes DDP's average the global mean."
+        "Under N processes: this process's real rows of its `n`, and the loss scale making DDP's mean the global one."
         world, G = self.args.world_size, n * self.args.world_size
         if world == 1 or n != self.args.per_device_train_batch_size or self.args.dataloader_drop_last: return n, None
-        # accelerate pads the last global batch of an epoch to G with windows from the epoch's start, after the real ones in rank order
+        # accelerate pads an epoch's last global batch to G with windows from the epoch's start, after the real
+        # ones in rank order
         N = len(self.train_dataset)
         per_epoch = math.ceil(N / G)
-        L = N - (per_epoch - 1) * G if self.state.global_step % per_epoch == per_epoch - 1 else G  # real windows in this global batch
+        last = self.state.global_step % per_epoch == per_epoch - 1
+        L = N - (per_epoch - 1) * G if last else G  # real windows in this global batch
         real = min(max(L - self.args.process_index * n, 0), n)
         return real, real * world / L
 
@@ -152,19 +162,24 @@ class DistillationTrainer(RecTrainer):
             if wj == 0: continue
             hs = to_t(rs["blocks"][j])  # (B, T, d_t)
             if p.tokens == "all": lay = lay + wj * layer_loss(hs, t["blocks"][l], p.layer_loss, mask)
-            else: lay = lay + wj * layer_loss(hs[sel], t["hidden"][:, k] if "hidden" in t else t["blocks"][l][sel], p.layer_loss)
+            else:
+                ht = t["hidden"][:, k] if "hidden" in t else t["blocks"][l][sel]
+                lay = lay + wj * layer_loss(hs[sel], ht, p.layer_loss)
         return p.gamma * lay
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if "ridx" not in inputs: return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # validation rows
+        if "ridx" not in inputs:  # validation rows
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         p, inputs = self.plan, dict(inputs)
         real, scale = self._share(len(inputs["idx"]))
-        if real < len(inputs["idx"]): inputs = _first_rows(inputs, max(real, 1))  # drop the padding (one row, scaled to 0, if all is)
+        if real < len(inputs["idx"]):  # drop the padding (one row, scaled to 0, if all is)
+            inputs = _first_rows(inputs, max(real, 1))
         inputs.pop("idx")
         ridx, labels = inputs.pop("ridx"), inputs.pop("labels")
         sel, mask = labels != -100, inputs["attention_mask"]  # (B, T) readouts and real tokens
         stu = self.accelerator.unwrap_model(model)
-        with record_blocks(stu, values=p.values) as rs: out = model(**inputs, readouts=sel, output_attentions=p.attentions)
+        with record_blocks(stu, values=p.values) as rs:
+            out = model(**inputs, readouts=sel, output_attentions=p.attentions)
         terms = dict(task=(1 - p.alpha) * F.cross_entropy(out.logits.float(), labels[sel]))
         t = self._teacher_signals(inputs, sel, ridx) if p.alpha > 0 or p.gamma > 0 or p.terms else {}
         if p.alpha > 0: terms["kd"] = p.alpha * kd_loss(out.logits, t["logits"], p.tau)
@@ -179,8 +194,9 @@ class DistillationTrainer(RecTrainer):
         if not torch.isfinite(loss):
             raise DistillError(f"{p.method}: the loss is {loss.item()} at step {self.state.global_step} (terms: "
                                f"{ {k: float(v) for k, v in terms.items()} }); the last good checkpoint is "
-                               f"{last_checkpoint(self.args.output_dir)}. Lower DistillCfg.lr or check the teacher cache and inputs.")
-        if self.args.world_size > 1:  # each term is this process's mean over its readouts: weigh it by its share of all readouts
+                               f"{last_checkpoint(self.args.output_dir)}. Lower DistillCfg.lr or check the teacher "
+                               "cache and inputs.")
+        if self.args.world_size > 1:  # each term is this process's mean over its readouts: weigh it by its share
             n = sel.sum().float() * (1.0 if real else 0.0)
             scale = self.args.world_size * n / self.accelerator.reduce(n.detach().clone(), "sum").clamp(min=1)
         if scale is not None: loss, terms = loss * scale, {k: v * scale for k, v in terms.items()}
@@ -192,7 +208,7 @@ class DistillationTrainer(RecTrainer):
         if "loss" in logs:
             terms = {f"loss_{k}": float(np.mean(v)) for k, v in self._terms.items()}
             self._terms = {}
-            if self.args.world_size > 1 and terms:  # every process calls log here: the means over the whole global batch, as with one process
+            if self.args.world_size > 1 and terms:  # every process logs here: the means over the whole global batch
                 vals = torch.tensor(list(terms.values()), device=self.args.device)
                 terms = dict(zip(terms, self.accelerator.reduce(vals, "mean").tolist()))
             logs.update(terms)
@@ -220,24 +236,28 @@ def distill(
 ):
     "Distil a `k`-block student from `teacher` with `method`; returns (student, log history, plan)."
     m, n_t = get_method(method), len(teacher.lm.layers)
-    check_tokenizer(teacher, getattr(prompter, "tokenizer", None))  # prompts of another tokenizer would train on the wrong ids
-    layers = select_layers(n_t, k) if m.layers == "uniform" else fisher_layers(fisher, k, "spread" if m.layers == "fisher" else "top")
+    check_tokenizer(teacher, getattr(prompter, "tokenizer", None))  # another tokenizer's prompts: the wrong ids
+    mode = "spread" if m.layers == "fisher" else "top"
+    layers = select_layers(n_t, k) if m.layers == "uniform" else fisher_layers(fisher, k, mode)
     plan = make_plan(method, cfg, layers, n_t, fisher, beta)
     student = student_of(teacher, strategy=layers, hidden_size=cfg.student_hidden)
     w = as_windows(train, prompter).subset(cfg.max_train_examples, seed)
     bf16 = use_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu")
-    if cache is not None and (len(cache) != w.n_targets or cache.meta.get("prompts") != _prompts_digest(WindowDataset(w, prompter))):
-        raise ConfigError(f"cache: {cache.path} holds the teacher's signals for other prompts or windows ({len(cache)} readouts; this run "
+    other = cache is not None and cache.meta.get("prompts") != _prompts_digest(WindowDataset(w, prompter))
+    if cache is not None and (len(cache) != w.n_targets or other):
+        raise ConfigError(f"cache: {cache.path} holds the teacher's signals for other prompts or windows "
+                          f"({len(cache)} readouts; this run "
                           f"trains on {w.n_targets}); pass cache=None to build the right one")
     if cache is None and not plan.online and (plan.alpha > 0 or plan.gamma > 0):
         cache = TeacherCache.build(teacher, w, prompter, cache_root, bf16=bf16)
     attn = plan.attentions
     if attn: [x.set_attn_implementation("eager") for x in (student, teacher)]
-    tcfg = TrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, train_top_layers=len(layers), bf16=cfg.bf16,
-                    valid_users=None, evals_per_epoch=cfg.evals_per_epoch, patience=cfg.patience)
+    tcfg = TrainCfg(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, train_top_layers=len(layers),
+                    bf16=cfg.bf16, valid_users=None, evals_per_epoch=cfg.evals_per_epoch, patience=cfg.patience)
     try:
-        student, log = train_recommender(student, w, prompter, tcfg, out_dir, seed, valid=valid, resume=resume, save_steps=save_steps,
-                                         callbacks=callbacks, trainer_cls=DistillationTrainer, desc=method,
+        student, log = train_recommender(student, w, prompter, tcfg, out_dir, seed, valid=valid, resume=resume,
+                                         save_steps=save_steps, callbacks=callbacks, trainer_cls=DistillationTrainer,
+                                         desc=method,
                                          trainer_kw=dict(plan=plan, teacher=teacher, cache=cache), **args)
     finally:
         if attn: [x.set_attn_implementation("sdpa") for x in (student, teacher)]

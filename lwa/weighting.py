@@ -95,7 +95,7 @@ def select_beta(evaluate, betas=(0.0, 0.25, 0.5, 1.0, 2.0)) -> tuple:
 
 # %% ../nbs/06_weighting.ipynb #fe285adf
 def fisher_layers(fisher, k: int, mode: str = "spread") -> list:
-    "Blocks for a `k`-layer student: the `k` highest-Fisher blocks (`top`) or the highest in each of `k` equal bins (`spread`)."
+    "A `k`-layer student's blocks: the `k` highest-Fisher ones (`top`), or the best of `k` equal bins each (`spread`)."
     f = np.asarray(fisher, dtype=np.float64); f = _check_fisher(f, len(f))
     if not 1 <= k <= len(f): raise ConfigError(f"k: a {k}-layer student from a {len(f)}-layer teacher; use 1..{len(f)}")
     if mode == "top": return sorted(int(i) for i in np.argsort(-f, kind="stable")[:k])

@@ -44,7 +44,6 @@ def test_results_json_outside_distillation_holds_no_absolute_paths():
     assert not bad, f"absolute paths in {bad}"
 
 
-
 UNIT = """
 from lwa.core import get_profile, results_root
 from lwa.distill import sweep_data
