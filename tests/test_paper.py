@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from conftest import BIN, ROOT
-from lwa.paper import MissingResultError, generate, stage_book
+from lwa.book import stage_book
+from lwa.manuscript import generate
+from lwa.paper import MissingResultError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NB = dict(timeout=1200, capture_output=True, text=True, cwd=ROOT)
