@@ -110,15 +110,18 @@ def _for_jupyter_book(nb) -> list:
         cells.append(c)
     return cells
 
-def _nbdev_procs():
-    "nbdev's docs processors, without `add_links` and running only the exported and `show_doc` cells (see above)."
+def _nbdev_procs(modules: list):
+    "nbdev's docs processors, without `add_links`, running only the exported and `show_doc` cells (see above)."
     from nbdev.processors import FilterDefaults, exec_show_docs
     class exec_docs(exec_show_docs):
-        "nbdev's `exec_show_docs` on the exported and `show_doc` cells only: a test cell that imports is not needed."
+        "nbdev's `exec_show_docs` on the exported and `show_doc` cells only; `show_doc` of the `modules`' own objects."
         def __call__(self, cell):
             wanted = "show_doc(" in cell.source or cell.directives_.keys() & {"export", "exports", "exporti"}
-            if cell.cell_type == "code" and wanted:
-                super().__call__(cell)
+            if cell.cell_type != "code" or not wanted:
+                return
+            for m in modules if "show_doc(" in cell.source and hasattr(self, "k") else ():
+                self.k.run_cell(f"from lwa.{m} import *")  # annotations resolve in the module ("Plan" too)
+            super().__call__(cell)
     class Procs(FilterDefaults):
         def base_procs(self):
             return [exec_docs if p is exec_show_docs else p for p in super().base_procs() if p.__name__ != "add_links"]
@@ -131,14 +134,15 @@ def api_page(src, dest) -> Path:
     from execnb.nbio import read_nb, write_nb
     from lwa.models import cache_dir
     src, dest = Path(src), Path(dest)
-    mods = [project_root() / "lwa" / f"{m}.py" for m in re.findall(r"#\|\s*default_exp\s+(\S+)", src.read_text())]
+    names = re.findall(r"#\|\s*default_exp\s+([\w.]+)", src.read_text())  # in the notebook's JSON: a quote follows
+    mods = [project_root() / "lwa" / f"{m}.py" for m in names]
     keyed = [k for k in (src, *mods, project_root() / "lwa" / "book.py") if k.is_file()]  # notebook, module, renderer
     cached = cache_dir() / "api" / f"{src.stem}-{sha256_files(keyed)[:16]}-{nbdev.__version__}.ipynb"
     if not cached.is_file():
         nb = read_nb(src)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nbdev warns of cells that mix imports and code
-            _nbdev_procs()(nb)
+            _nbdev_procs(names)(nb)
         nb.cells = _for_jupyter_book(nb)
         cached.parent.mkdir(parents=True, exist_ok=True)
         write_nb(nb, cached)
@@ -242,11 +246,11 @@ def stage_book(P: Paper, book="book", pdf="paper/main.pdf", root_dir=None, mathj
     atomic_write_text(book / "_toc.yml", _toc(parts))
     return book
 
-# %% ../nbs/08d_book.ipynb #bced55a5
+# %% ../nbs/08d_book.ipynb #d84a26c4
 def _args(argv) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m lwa.paper",
                                  description="paper/generated/ (and the book's pages) from the results folders")
-    ap.add_argument("what", nargs="?", default="paper", choices=["paper", "book", "readme"])
+    ap.add_argument("what", nargs="?", default="paper", choices=["paper", "figures", "book", "readme"])
     ap.add_argument("--root", default=None, help="results folder (default: results/)")
     ap.add_argument("--figures", default=None, help="figures folder")
     ap.add_argument("--out", default="paper/generated")
@@ -260,11 +264,14 @@ def _args(argv) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 def main(argv=None):
-    "`python -m lwa.paper [paper|book|readme] [--root R] [--figures F] [--out O] [--profile P] [--datasets ...] ...`."
+    "`python -m lwa.paper [paper|figures|book|readme] [--root R] [--figures F] [--out O] [--profile P] ...`: see above."
     a = _args(argv)
     try:
         datasets = a.datasets or default_datasets(a.profile)
-        P = generate(a.out, a.root, a.figures, a.profile, datasets, a.weights_datasets, not a.no_benchmarks)
+        draw = a.what == "figures"
+        P = generate(a.out, a.root, a.figures, a.profile, datasets, a.weights_datasets, not a.no_benchmarks, draw)
+        if draw:
+            print(f"lwa.paper: drawn again in {P.fig_dir}: {', '.join(sorted({n for n, _ in P.figures.values()}))}")
         if a.what == "book":
             stage_book(P, a.book, a.pdf)
         if a.what == "readme":

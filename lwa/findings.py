@@ -47,7 +47,7 @@ def sig_marks(sig: pd.DataFrame, method: str) -> tuple:
             arrow = "\\uparrow" if o == "better" else "\\downarrow"
             tex += f"${arrow}$\\textsc{{{r.ref[0]}}}"
             plain += ("↑" if o == "better" else "↓") + r.ref[0].upper()
-    return (f"\\textsuperscript{{{tex}}}" if tex else ""), plain
+    return (f"\\,{tex}" if tex else ""), plain  # beside the number at its size: a superscript would print below 7 pt
 
 def _pairs(rows) -> str:
     "Comparisons as text, a pair listed both ways once: 'tinybert vs uniform, ...' or 'none'."
@@ -161,7 +161,7 @@ def part_teacher(P: Paper):
     P.tables["teacher"] = Table(head, rows, "@{}lrcrrr@{}")
 
 # %% ../nbs/08b_findings.ipynb #5439c43d
-HYP = ("HDepth", "HAblation")  # macro stems of the two hypotheses, in exp_fisher's order (H1: depth, H2: ablation)
+HYP = {"HDepth": "depth", "HAblation": "ablation drop"}  # macro stem: Fisher tested against, in exp_fisher's order
 VERDICTS = ("supported", "contradicted", "not established")
 
 def across(P: Paper, vals: dict) -> str:
@@ -186,7 +186,8 @@ def _fisher_macros(P: Paper, D: str, g: pd.DataFrame, pairs: list, m: dict, verd
         P.macros[f"{D}{stem}Rho"], P.macros[f"{D}{stem}CI"] = num(h["rho"]), ci(*h["ci"], 2, 1)
         P.macros[f"{D}{stem}Verdict"] = h["verdict"]
         P.macros.select(f"{D}{stem}", VERDICTS, h["verdict"])
-        verdicts.setdefault(text.split(" (")[0], []).append(h["verdict"])
+        label = f"{text.split(':')[0].split(' (')[0]}: {MEASURES['fisher (empirical)']} vs {MEASURES[HYP[stem]]}"
+        verdicts.setdefault(label, []).append(h["verdict"])  # the pair of the rows above: the table stays narrow
         by_ds.setdefault(stem, {})[ds] = h["verdict"]
     imp = m["importance"]
     P.macros[f"{D}FisherTopBlocks"] = _top(imp["fisher (empirical)"])

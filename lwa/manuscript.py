@@ -6,7 +6,7 @@
 __all__ = ['CLAIMS', 'BOOK_TABLES', 'REPORT_WIDE', 'README_MARKS', 'part_efficiency', 'part_cost', 'part_claims', 'part_setup',
            'part_provenance', 'generate', 'table_caption', 'report_body', 'readme_table', 'update_readme']
 
-# %% ../nbs/08c_manuscript.ipynb #6610d996
+# %% ../nbs/08c_manuscript.ipynb #ca8b426c
 import json
 from pathlib import Path
 
@@ -14,9 +14,10 @@ import pandas as pd
 
 import lwa
 from .core import atomic_write_text, get_profile, git_info, project_root, results_root
+from .figures import COLUMN_IN, pdf_width, redraw
 from .findings import ALPHA, across, part_data, part_fisher, part_main, part_teacher, part_weights, sig_marks
-from .paper import (Macros, MissingResultError, Paper, Source, Table, Tex, bench, bench_file, camel, common, locate,
-                       m100, need, num, run_prefix, sci, tex_escape, to_latex, tt)
+from .paper import (Macros, MissingResultError, Paper, Source, Table, Tex, bench, bench_file, camel, common, figure,
+                       locate, m100, need, num, run_prefix, sci, tex_escape, to_latex, tt)
 
 # %% ../nbs/08c_manuscript.ipynb #ff35cf04
 def _speed_macros(P: Paper, D: str, s: dict):
@@ -213,13 +214,16 @@ def _write(P: Paper, out: Path):
     atomic_write_text(out / "report_body.tex", _HEADER + report_body(P))
 
 def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "paper", datasets=("office", "scientific"),
-             weights_datasets=None, benchmarks: bool = True) -> Paper:
+             weights_datasets=None, benchmarks: bool = True,
+             draw: bool = False,  # draw the figures again from the runs the parts read (`lwa.figures.redraw`)
+            ) -> Paper:
     "Write macros, figures, provenance and tab_*.tex to `out` from the results (`MissingResultError`: one is missing)."
     root = Path(root or results_root())
     if not weights_datasets:  # the main datasets with a finished exp_weights run; else all (the build names it missing)
         found = [d for d in datasets if _has_run("exp_weights", run_prefix("exp_weights", profile, d), root)]
         weights_datasets = found or datasets
-    P = Paper(root, Path(fig_dir or project_root() / "figures"), profile, tuple(datasets), tuple(weights_datasets))
+    fig_dir = Path(fig_dir or project_root() / "figures")
+    P = Paper(root, fig_dir, profile, tuple(datasets), tuple(weights_datasets), drawing=draw)
     m = {}
     parts = [("data", part_data), ("teacher", part_teacher), ("fisher", part_fisher),
              ("main", lambda P: m.update(main=part_main(P)[1])),
@@ -227,6 +231,11 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
              *([("cost", part_cost)] if benchmarks else []), ("weights", part_weights), ("setup", part_setup)]
     for name, fn in parts:
         _part(P, name, fn)
+    if draw:  # then checked, as the notebooks' figures are
+        redraw(P)
+        P.drawing = False
+        for macro, (name, notebook) in list(P.figures.items()):
+            figure(P, macro, name, notebook)
     part_provenance(P)
     _write(P, Path(out))
     return P
@@ -258,7 +267,7 @@ def table_caption(P: Paper, cap: str) -> str:
     return cap.format(test=test, alpha=f"{ALPHA:g}", **levels)
 
 # %% ../nbs/08c_manuscript.ipynb #9a72adb8
-REPORT_WIDE = ("main", "teacher", "fisher")  # across both columns when there are several datasets (provenance: always)
+REPORT_WIDE = ("main", "teacher", "fisher", "provenance")  # tables set across both columns
 
 def _summary(P: Paper, ds: str) -> str:
     "The report's summary item for one dataset, from the macros it has."
@@ -276,13 +285,19 @@ def _summary(P: Paper, ds: str) -> str:
     return f"\\item {tex_escape(P.name(ds))}: " + ("; ".join(bits) or "no summary macros") + "."
 
 def _report_table(P: Paper, k: str, title: str, cap: str) -> str:
-    env = "table*" if k == "provenance" or (k in REPORT_WIDE and len(P.datasets) > 1) else "table"
+    "A table of the report at 7 pt (\\footnotesize), never shrunk: a wide one spans both columns instead."
+    env = "table*" if k in REPORT_WIDE else "table"
     caption = f"{tex_escape(title)}. {tex_escape(table_caption(P, cap))}"
-    return (f"\\begin{{{env}}}[{'!tb' if env == 'table*' else '!htb'}]\n"
-            f"\\caption{{{caption}}}\\label{{tab:{k}}}\n\\centering\\footnotesize"
-            f"\\setlength{{\\tabcolsep}}{{2.5pt}}"
-            f"\\resizebox{{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}}{{!}}"
-            f"{{\\input{{generated/tab_{k}}}}}\n\\end{{{env}}}")
+    return (f"\\begin{{{env}}}[{'!tb' if env == 'table*' else '!htb'}]\n\\caption{{{caption}}}\\label{{tab:{k}}}\n"
+            f"\\centering\\footnotesize\\setlength{{\\tabcolsep}}{{2.5pt}}\\input{{generated/tab_{k}}}\n\\end{{{env}}}")
+
+def _report_figure(P: Paper, macro: str, name: str, notebook: str) -> str:
+    "A figure of the report at its natural size, the size it was drawn for; one wider than a column spans both."
+    width = pdf_width(P.fig_dir / f"{name}.pdf")
+    env = "figure*" if width and width > COLUMN_IN * 72 + 1 else "figure"
+    caption = f"\\texttt{{{tex_escape(name)}}}, written by \\texttt{{{tex_escape(notebook)}}}."
+    return (f"\\begin{{{env}}}[{'!tb' if env == 'figure*' else '!htb'}]\\centering\\includegraphics{{\\{macro}}}\n"
+            f"\\caption{{{caption}}}\n\\end{{{env}}}")
 
 def report_body(P: Paper) -> str:
     "The reproduction report's body for `P`'s profile: a generated summary per dataset, then every table and figure."
@@ -302,10 +317,7 @@ def report_body(P: Paper) -> str:
         if k in P.tables:
             out.append(_report_table(P, k, title, cap))
     out.append("\\clearpage\\section{Figures}")
-    for macro, (name, nb) in sorted(P.figures.items()):
-        caption = f"\\texttt{{{tex_escape(name)}}}, written by \\texttt{{{tex_escape(nb)}}}."
-        out.append(f"\\begin{{figure}}[!htb]\\centering\\includegraphics[width=\\columnwidth]{{\\{macro}}}\n"
-                   f"\\caption{{{caption}}}\n\\end{{figure}}")
+    out += [_report_figure(P, macro, name, nb) for macro, (name, nb) in sorted(P.figures.items())]
     return "\n".join(out) + "\n"
 
 # %% ../nbs/08c_manuscript.ipynb #6fcb4e3c

@@ -195,9 +195,9 @@ def camel(s: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in re.split(r"[^A-Za-z]+", s) if w)
 
 _ESC = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "ρ": r"$\rho$", "β": r"$\beta$", "²": r"$^2$",
-        "→": r"$\rightarrow$", "×": r"$\times$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--",
-        "−": r"\ensuremath{-}"}  # the book's plain text keeps the Unicode
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "ρ": r"$\rho$", "β": r"$\beta$",
+        "²": r"\texttwosuperior{}", "→": r"$\rightarrow$", "×": r"$\times$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
+        "–": "--", "−": r"\ensuremath{-}"}  # the book keeps the Unicode; ² is a glyph, not a 5-pt math superscript
 
 def tex_escape(s) -> str:
     return "".join(_ESC.get(c, c) for c in str(s))
@@ -326,6 +326,7 @@ class Paper:
     main_table: pd.DataFrame | None = None  # its main_table.csv, once read
     part: str = ""  # the part being generated
     feeds: dict = field(default_factory=dict)  # part -> (macros, tables, figures) it wrote
+    drawing: bool = False  # the figures are drawn after the parts (`generate(draw=True)`), and checked then
 
     def use(self, src: Source) -> Source:
         "Record that the current part reads `src` (each source is listed once)."
@@ -342,8 +343,8 @@ class Paper:
 
 # %% ../nbs/08_paper.ipynb #a6655875
 def figure(P: Paper, macro: str, name: str, notebook: str) -> str:
-    "Check that figure `name` exists as PDF and PNG in the figures folder and record it as `\\macro`."
-    for ext in ("pdf", "png"):
+    "Record figure `name` as `\\macro`, checking that its PDF and PNG are in the figures folder (unless being drawn)."
+    for ext in ("pdf", "png") if not P.drawing else ():
         need(P.fig_dir / f"{name}.{ext}", notebook)
     P.figures[macro] = (name, notebook)
     return name
@@ -355,7 +356,7 @@ def common(P: Paper, name: str, values: list):
 
 # %% ../nbs/08_paper.ipynb #9974fea9
 def main(argv=None):
-    "The command line `python -m lwa.paper [paper|book|readme] ...`, defined by `lwa.book.main`."
+    "The command line `python -m lwa.paper [paper|figures|book|readme] ...`, defined by `lwa.book.main`."
     from lwa.book import main as command  # the notebooks after this one (see above)
     command(argv)
 
