@@ -141,17 +141,28 @@ def _floats(gen):
     return [(name, env, body) for name, text in texts.items() for env, body in re.findall(float_re, text, re.S)]
 
 
+def _tables(gen) -> list:
+    "(where, room, setup, table) of every table: in a float of the sections, or in the report (wide there when it must be)."
+    from lwa.figures import COLUMN_PT, TEXT_PT
+    out = []
+    for name, env, body in _floats(gen):
+        assert not any(s in body for s in SHRINKS), f"{name}: a float below 7 pt ({[s for s in SHRINKS if s in body]})"
+        placed = re.search(r"^(.*)\\input\{generated/(tab_\w+)\}", body, re.M) if env.startswith("table") else None
+        if placed:
+            out.append((f"{name}:{placed[2]}", TEXT_PT if env.endswith("*") else COLUMN_PT, *placed.groups()))
+    report = (gen / "report_body.tex").read_text()
+    assert not any(s in report for s in SHRINKS), "the report shrinks a table or sets it below 7 pt"
+    boxed = re.findall(r"\\sbox\{\\lwatable\}\{(.*)\\input\{generated/(tab_\w+)\}\}", report)
+    return out + [(f"report_body.tex:{tab}", TEXT_PT, setup, tab) for setup, tab in boxed]
+
+
 def test_every_table_is_set_at_7pt_or_more_and_fits_where_it_is_placed(committed):
     "Each table is set at \\footnotesize (7 pt) or larger, never shrunk, and (as LaTeX measures it) fits its column or page."
-    from lwa.figures import COLUMN_PT, TEXT_PT
     P, gen = committed
-    tables = [(name, env, body) for name, env, body in _floats(gen) if env.startswith("table")]
-    assert len(tables) >= 2 * 9, "the paper's tables and the report's"
-    setups = []
-    for name, env, body in tables:
-        assert not any(s in body for s in SHRINKS), f"{name}: a table below 7 pt ({[s for s in SHRINKS if s in body]})"
-        setup, tab = re.search(r"^(.*)\\input\{generated/(tab_\w+)\}", body, re.M).groups()
-        setups.append((f"{name}:{tab}", env, setup, tab))
+    setups = _tables(gen)
+    assert len(setups) >= 2 * 9, "the paper's tables and the report's"
+    for where, _, setup, _ in setups:
+        assert not re.search(r"\\(scriptsize|tiny)\b", setup), f"{where}: below 7 pt"
     if not shutil.which("pdflatex"):
         pytest.skip("pdflatex absent: the sizes are checked, the widths are not")
     doc = ["\\documentclass[sigconf,nonacm]{acmart}\\settopmatter{printacmref=false}\\usepackage{booktabs}",
@@ -165,9 +176,8 @@ def test_every_table_is_set_at_7pt_or_more_and_fits_where_it_is_placed(committed
     assert r.returncode == 0, r.stdout[-3000:]
     widths = {int(i): float(w) for i, w in re.findall(r"^WIDTH (\d+) ([\d.]+)pt$", r.stdout, re.M)}
     assert len(widths) == len(setups)
-    for i, (where, env, _, _) in enumerate(setups):
-        room = TEXT_PT if env.endswith("*") else COLUMN_PT
-        assert widths[i] <= room + 0.1, f"{where}: {widths[i]:.1f} pt wide in a {room:.1f}-pt {env}"
+    for i, (where, room, _, _) in enumerate(setups):
+        assert widths[i] <= room + 0.1, f"{where}: {widths[i]:.1f} pt wide where {room:.1f} pt fit"
 
 
 def test_every_figure_prints_its_text_at_7pt_or_more(committed):
