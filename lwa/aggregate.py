@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['METRICS', 'REFS', 'distill_tables', 'speed_table', 'write_distill', 'weights_tables', 'teacher_pairs',
-           'write_weights', 'teacher_summary', 'beta_figure', 'load_distill_run', 'load_weights_run', 'reaggregate',
-           'aggregate_of', 'rekey_units', 'bench_aggregate', 'main']
+           'write_weights', 'teacher_summary', 'load_distill_run', 'load_weights_run', 'reaggregate', 'aggregate_of',
+           'rekey_units', 'bench_aggregate', 'main']
 
 # %% ../nbs/07a_aggregate.ipynb #548ff135
 import json
@@ -100,22 +100,6 @@ def teacher_summary(systems: dict, ev, seed: int = 0) -> pd.DataFrame:
     from lwa.metrics import summarize_systems
     tabs = [summarize_systems(m, proto, ev.n_boot, ev.ci, seed) for proto, m in systems.items()]
     return pd.concat(tabs, ignore_index=True)
-
-# %% ../nbs/07a_aggregate.ipynb #bfbd4c04
-def beta_figure(bsum: pd.DataFrame, summ: pd.DataFrame, title: str, stem):
-    "exp_weights's β figure: N@10 and its interval at each β, `uniform` and `fisher` as lines; stem.pdf, stem.png."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    err = [bsum["mean"] - bsum.ci_low, bsum.ci_high - bsum["mean"]]
-    ax.errorbar(bsum.beta, bsum["mean"], yerr=err, marker="o", capsize=3, label="fisher_semantic")
-    for ref, ls in (("uniform", "--"), ("fisher", ":")):
-        if ref not in set(summ.method): continue
-        ax.axhline(summ.set_index("method").loc[ref, "mean"], ls=ls, color="gray", label=ref)
-    ax.set_xticks(bsum.beta); ax.set_xlabel("β"); ax.set_ylabel("test NDCG@10 (full ranking)")
-    ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout()
-    for e in ("pdf", "png"): fig.savefig(f"{stem}.{e}", dpi=150)
-    return fig
 
 # %% ../nbs/07a_aggregate.ipynb #81294289
 def _units_index(root, profile: str) -> list:
@@ -249,14 +233,9 @@ def reaggregate(
 
 def _redraw(experiment: str, path: Path, fig_dir=None) -> Path:
     "Redraw the figure a re-aggregation changes (exp_weights's β intervals) from its files; returns `path`."
-    if experiment != "exp_weights": return path
-    import matplotlib.pyplot as plt
-    from lwa.core import project_root
-    m = json.loads((path / "metrics.json").read_text())
-    n, synth = len(m["seeds"]), " (SYNTHETIC)" if m.get("synthetic") else ""
-    title = f"β sensitivity: {m['dataset']}{synth}, {n} seed{'s' * (n > 1)}"
-    stem = Path(fig_dir or project_root() / "figures") / m["figure"]
-    plt.close(beta_figure(pd.read_csv(path / "beta.csv"), pd.read_csv(path / "strategies.csv"), title, stem))
+    if experiment == "exp_weights":
+        from lwa.figures import draw_run  # the paper's figures (08a), drawn at their printed size
+        draw_run(path, fig_dir)
     return path
 
 def aggregate_of(experiment: str, run_path, root=None) -> Path | None:

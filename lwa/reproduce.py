@@ -29,8 +29,8 @@ import pandas as pd
 from .core import (EXP_PARAMS, atomic_write_json, atomic_write_text, find_run, get_profile, git_info, json_records, project_root,
                       provenance, quiet_env, results_root)
 from .data import dataset_slug
-from .paper import (MissingResultError, bench_file, default_datasets, pin_digest, pinned_run, pins_file, relative_notebook,
-                       run_prefix)
+from .book import relative_notebook
+from .paper import MissingResultError, bench_file, default_datasets, pin_digest, pinned_run, pins_file, run_prefix
 
 # %% ../nbs/09_reproduce.ipynb #aa1eebc8
 def _newest(experiment: str, prefix: str, root: Path) -> Path | None:

@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from conftest import BIN, ROOT
-from lwa.paper import MissingResultError, generate, stage_book
+from lwa.book import stage_book
+from lwa.manuscript import generate
+from lwa.paper import MissingResultError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NB = dict(timeout=1200, capture_output=True, text=True, cwd=ROOT)
@@ -117,3 +119,105 @@ def test_book_builds_offline_and_shows_title_table_image_and_math(tree):
     assert re.search(r'class="MathJax(_CHTML|_Display)?"', math), "math did not render offline"
     for img in re.findall(r'<img[^>]+src="([^"]+)"', results):  # every image on the results page exists
         assert (html / img).is_file(), img
+
+
+# ---- issue 18, item 10: the committed paper is readable (these read the committed results; no run is made) ----
+SECTIONS = ROOT / "paper" / "sections"
+SHRINKS = ("\\scriptsize", "\\tiny", "\\resizebox", "\\scalebox")  # below acmart's \footnotesize (7 pt), or shrunk
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    "The paper generated from the committed results and figures, into a tmp folder: the `Paper` and its generated/."
+    out = tmp_path_factory.mktemp("committed") / "generated"
+    return generate(out, ROOT / "results", ROOT / "figures"), out
+
+
+def _floats(gen):
+    "(file, environment, body) of every table and figure of the paper's sections and of the report's generated body."
+    texts = {f.name: f.read_text() for f in sorted(SECTIONS.glob("*.tex"))}
+    texts["report_body.tex"] = (gen / "report_body.tex").read_text()
+    float_re = r"\\begin\{((?:table|figure)\*?)\}(.*?)\\end\{\1\}"
+    return [(name, env, body) for name, text in texts.items() for env, body in re.findall(float_re, text, re.S)]
+
+
+def _tables(gen) -> list:
+    "(where, room, setup, table) of every table: in a float of the sections, or in the report (wide there when it must be)."
+    from lwa.figures import COLUMN_PT, TEXT_PT
+    out = []
+    for name, env, body in _floats(gen):
+        assert not any(s in body for s in SHRINKS), f"{name}: a float below 7 pt ({[s for s in SHRINKS if s in body]})"
+        placed = re.search(r"^(.*)\\input\{generated/(tab_\w+)\}", body, re.M) if env.startswith("table") else None
+        if placed:
+            out.append((f"{name}:{placed[2]}", TEXT_PT if env.endswith("*") else COLUMN_PT, *placed.groups()))
+    report = (gen / "report_body.tex").read_text()
+    assert not any(s in report for s in SHRINKS), "the report shrinks a table or sets it below 7 pt"
+    boxed = re.findall(r"\\sbox\{\\lwatable\}\{(.*)\\input\{generated/(tab_\w+)\}\}", report)
+    return out + [(f"report_body.tex:{tab}", TEXT_PT, setup, tab) for setup, tab in boxed]
+
+
+def test_every_table_is_set_at_7pt_or_more_and_fits_where_it_is_placed(committed):
+    "Each table is set at \\footnotesize (7 pt) or larger, never shrunk, and (as LaTeX measures it) fits its column or page."
+    P, gen = committed
+    setups = _tables(gen)
+    assert len(setups) >= 2 * 9, "the paper's tables and the report's"
+    for where, _, setup, _ in setups:
+        assert not re.search(r"\\(scriptsize|tiny)\b", setup), f"{where}: below 7 pt"
+    if not shutil.which("pdflatex"):
+        pytest.skip("pdflatex absent: the sizes are checked, the widths are not")
+    doc = ["\\documentclass[sigconf,nonacm]{acmart}\\settopmatter{printacmref=false}\\usepackage{booktabs}",
+           "\\input{generated/macros}\\input{generated/provenance}\\newlength\\tw\\begin{document}",
+           "\\title{t}\\author{a}\\affiliation{\\institution{i}\\country{}}\\maketitle"]
+    doc += [f"\\settowidth\\tw{{{setup}\\input{{generated/{tab}}}}}\\typeout{{WIDTH {i} \\the\\tw}}"
+            for i, (_, _, setup, tab) in enumerate(setups)]
+    (gen.parent / "widths.tex").write_text("\n".join(doc + ["\\end{document}\n"]))
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "widths.tex"], cwd=gen.parent,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:]
+    widths = {int(i): float(w) for i, w in re.findall(r"^WIDTH (\d+) ([\d.]+)pt$", r.stdout, re.M)}
+    assert len(widths) == len(setups)
+    for i, (where, room, _, _) in enumerate(setups):
+        assert widths[i] <= room + 0.1, f"{where}: {widths[i]:.1f} pt wide where {room:.1f} pt fit"
+
+
+def test_every_figure_prints_its_text_at_7pt_or_more(committed):
+    "Each figure is placed no wider than it was drawn for its column or page, and none of its text prints below 7 pt."
+    from lwa.figures import COLUMN_PT, MIN_PT, TEXT_PT, pdf_width, printed_pt
+    P, gen = committed
+    names = {macro: name for macro, (name, _) in P.figures.items()}
+    placed = [(where, env, opts, macro) for where, env, body in _floats(gen) if env.startswith("figure")
+              for opts, macro in re.findall(r"\\includegraphics(?:\[([^\]]*)\])?\{\\(\w+)\}", body)]
+    assert len(placed) >= 5 + len(P.figures)  # the paper's five and each in the report
+    for where, env, opts, macro in placed:
+        pdf = P.fig_dir / f"{names[macro]}.pdf"
+        room = TEXT_PT if env.endswith("*") else COLUMN_PT
+        scaled = re.fullmatch(r"width=([\d.]*)\\(columnwidth|linewidth|textwidth)", opts)
+        assert not opts or scaled, f"{where}: \\{macro} placed with [{opts}]"
+        unit = TEXT_PT if scaled and scaled[2] == "textwidth" else room
+        width = float(scaled[1] or 1) * unit if scaled else pdf_width(pdf) * 72.27 / 72  # TeX points
+        assert width <= room + 0.5, f"{where}: \\{macro} is {width:.0f} pt wide in a {room:.0f}-pt {env}"
+        smallest = printed_pt(pdf, width)
+        assert smallest >= MIN_PT - 1e-6, f"{where}: \\{macro} prints text at {smallest:.1f} pt"
+
+
+def test_the_committed_figures_are_what_the_code_draws_from_the_pinned_runs(committed, tmp_path):
+    "`python -m lwa.paper figures` would change no committed figure: each draws the same text at the same sizes."
+    from lwa.figures import pdf_text
+    P = generate(tmp_path / "generated", ROOT / "results", tmp_path / "figures", draw=True)
+    names = sorted({name for name, _ in P.figures.values()})
+    assert names == sorted({name for name, _ in committed[0].figures.values()})
+    for name in names:
+        assert pdf_text(tmp_path / "figures" / f"{name}.pdf") == pdf_text(ROOT / "figures" / f"{name}.pdf"), \
+            f"figures/{name}.pdf is not what the code draws: run .venv/bin/python -m lwa.paper figures"
+
+
+def test_the_baselines_the_text_describes_are_rows_of_the_main_table(committed):
+    "Every method the Baselines paragraph describes is in the main table (the paper's sweep, lwa.methods.MAIN_METHODS)."
+    from lwa.methods import MAIN_METHODS
+    P, _ = committed
+    text = (SECTIONS / "method.tex").read_text()
+    baselines = re.search(r"\\subsection\{Baselines\}(.*?)(?=\\(?:sub)?section\{|\Z)", text, re.S)[1]
+    named = {m.replace("\\_", "_") for m in re.findall(r"\\method\{([^}]*)\}", baselines)}
+    assert {"nokd", "uniform", "tinybert"} <= named, "the paragraph was found"
+    shown = set(P.main_table.method) & set(MAIN_METHODS)
+    assert named <= shown, f"described among the baselines, not in the main table: {sorted(named - shown)}"

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from lwa.paper import MissingResultError, generate, pin_digest
+from lwa.manuscript import generate
+from lwa.paper import MissingResultError, pin_digest
 
 SKIP = shutil.ignore_patterns("notebooks", "scratch", "tiny-*", "*.safetensors", "checkpoints")
 

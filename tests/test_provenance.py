@@ -74,7 +74,8 @@ def test_every_committed_result_file_has_its_provenance():
 def test_the_provenance_page_names_the_source_of_every_number(tmp_path):
     "The committed paper's generator: every macro, table and figure is listed under a part, with that part's runs, on the book's provenance page."
     import re
-    from lwa.paper import generate, provenance_page
+    from lwa.book import provenance_page
+    from lwa.manuscript import generate
     P = generate(tmp_path / "generated", ROOT / "results", ROOT / "figures")
     page = provenance_page(P)
     macros = set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}", (tmp_path / "generated" / "macros.tex").read_text()))
@@ -92,8 +93,8 @@ def test_the_provenance_page_names_the_source_of_every_number(tmp_path):
 
 
 def test_the_readme_headline_table_is_the_committed_results(tmp_path):
-    "The README's generated table holds exactly what `lwa.paper.readme_table` makes of the committed results (python -m lwa.paper readme)."
-    from lwa.paper import README_MARKS, generate, readme_table
+    "The README's generated table holds exactly what `lwa.manuscript.readme_table` makes of the committed results (python -m lwa.paper readme)."
+    from lwa.manuscript import README_MARKS, generate, readme_table
     P = generate(tmp_path / "generated", ROOT / "results", ROOT / "figures")
     text = (ROOT / "README.md").read_text()
     a, b = README_MARKS
