@@ -386,13 +386,15 @@ def progress_disabled() -> bool:
 
 # %% ../nbs/00_core.ipynb #70ae008a
 class _DropNoise(logging.Filter):
-    "Drop transformers' warning that a saved `lwa_llmrec` config is read as a generic one (the tokenizer loader does)."
+    "Drop harmless notes: an `lwa_llmrec` config read as a generic one (by the tokenizer loader), torchao's import."
+    NOISE = ("model of type `lwa_llmrec`", "_C_mxfp8", "_C_cutlass", "is an Enum subclass and is now natively")
     def filter(self, record) -> bool:
-        return "model of type `lwa_llmrec`" not in record.getMessage()
+        return not any(n in record.getMessage() for n in self.NOISE)
 
-_cfg_log = logging.getLogger("transformers.configuration_utils")
-if not any(isinstance(f, _DropNoise) for f in _cfg_log.filters):
-    _cfg_log.addFilter(_DropNoise())
+for _name in ("transformers.configuration_utils", "torchao", "torch.utils._pytree"):  # CUDA kernels, a deprecation
+    _log = logging.getLogger(_name)
+    if not any(isinstance(f, _DropNoise) for f in _log.filters):
+        _log.addFilter(_DropNoise())
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
 
 # %% ../nbs/00_core.ipynb #18aad951
@@ -501,6 +503,10 @@ EXP_PARAMS = {  # experiment notebook -> parameter -> the type its value must ha
     "exp_distill": dict(profile=str, datasets=list[str] | None, teacher=_OPT_STR, student_layers=_OPT_INT, student_hidden=_OPT_INT,
                         methods=list[str] | None, seeds=list[int] | None, max_train_examples=_OPT_INT, out_dir=_OPT_STR, fig_dir=_OPT_STR,
                         num_processes=int, accelerate_config=_OPT_STR, save_steps=int),
+    "bench_frontier": dict(profile=str, dataset=_OPT_STR, methods=list[str] | None, seeds=list[int] | None,
+                           depths=list[int] | None, precisions=list[str] | None, max_users=_OPT_INT, time_users=int,
+                           repeats=int, id_model=_OPT_STR, id_max_history=int, out_dir=_OPT_STR, out_file=_OPT_STR,
+                           fig_dir=_OPT_STR),
 }
 
 def _hint(t) -> str: return t.__name__ if isinstance(t, type) else str(t)
