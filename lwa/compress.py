@@ -193,6 +193,9 @@ def save_recommender(model: LlmRecommender, prompter: Prompter, items: pd.DataFr
                           "pass the items it was built from")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700: give the folder the mode a plain mkdir would
     try:
         model.save_pretrained(tmp)
         base.save_pretrained(tmp)

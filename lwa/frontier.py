@@ -110,10 +110,11 @@ def headline(table: pd.DataFrame, batch: int = 1, targets: dict = TARGETS) -> pd
 
 # %% ../nbs/11a_frontier.ipynb #55677201
 def plot_frontier(table: pd.DataFrame, stem, title: str = "") -> list:
-    "N@10 against ms per user (log x), one panel per batch size, the Pareto front joined; saved as `stem`.pdf and .png."
+    "N@10 against ms per user (log x), a panel per batch size, the Pareto front ringed; saved as `stem`.pdf and .png."
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
     bs = sorted(int(c[4:]) for c in table.columns if c.startswith("ms_b"))
-    fig, axes = plt.subplots(1, len(bs), figsize=(5.2 * len(bs), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(bs), figsize=(4.6 * len(bs) + 1.8, 3.8), squeeze=False)
     marks, colors = dict(fp32="o", bf16="s", int8_weight="^", int8_dynamic="v"), {}
     for ax, b in zip(axes[0], bs):
         for r in table.itertuples():
@@ -122,13 +123,17 @@ def plot_frontier(table: pd.DataFrame, stem, title: str = "") -> list:
             ax.errorbar(getattr(r, f"ms_b{b}"), r.ndcg10, yerr=yerr, fmt=marks.get(r.precision, "o"), color=c, ms=5,
                         mfc="none" if r.trimmed else c, elinewidth=0.6, capsize=1.5)
         front = table[table[f"pareto_b{b}"]].sort_values(f"ms_b{b}")
-        ax.plot(front[f"ms_b{b}"], front.ndcg10, "k--", lw=0.8, label="Pareto front")
+        ax.plot(front[f"ms_b{b}"], front.ndcg10, "k--", lw=0.8)
+        ax.scatter(front[f"ms_b{b}"], front.ndcg10, s=110, facecolors="none", edgecolors="k", lw=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel=f"CPU ms per user, batch {b}", ylabel="N@10", title=f"{title} batch {b}".strip())
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=m) for m, c in colors.items()]
     handles += [plt.Line2D([], [], color="grey", marker=k, ls="", label=p) for p, k in marks.items()]
-    handles.append(plt.Line2D([], [], color="k", ls="--", label="Pareto front (hollow: trimmed)"))
-    axes[0][-1].legend(handles=handles, fontsize=6)
+    handles.append(plt.Line2D([], [], color="grey", marker="o", mfc="none", ls="", label="trimmed vocabulary"))
+    handles.append(plt.Line2D([], [], color="k", marker="o", mfc="none", ms=9, ls="--", lw=0.8, label="Pareto front"))
+    axes[0][-1].legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     out = [Path(f"{stem}.{e}") for e in ("pdf", "png")]
     for f in out:
