@@ -386,14 +386,12 @@ def progress_disabled() -> bool:
 
 # %% ../nbs/00_core.ipynb #70ae008a
 class _DropNoise(logging.Filter):
-    "Drop known harmless messages: transformers reading a saved `lwa_llmrec` config as a generic one (the tokenizer loader"
-    " does); torchao failing to load its CUDA-only kernels (mxfp8, cutlass), and torch's note on the enums torchao registers."
+    "Drop harmless notes: an `lwa_llmrec` config read as a generic one (by the tokenizer loader), torchao's import."
+    NOISE = ("model of type `lwa_llmrec`", "torchao/_C_", "is an Enum subclass and is now natively")
     def filter(self, record) -> bool:
-        m = record.getMessage()
-        torchao = (m.startswith("Failed to load") and "torchao/_C_" in m) or "is an Enum subclass and is now natively" in m
-        return "model of type `lwa_llmrec`" not in m and not torchao
+        return not any(n in record.getMessage() for n in self.NOISE)
 
-for _name in ("transformers.configuration_utils", "torchao", "torch.utils._pytree"):
+for _name in ("transformers.configuration_utils", "torchao", "torch.utils._pytree"):  # CUDA kernels, a deprecation
     _log = logging.getLogger(_name)
     if not any(isinstance(f, _DropNoise) for f in _log.filters):
         _log.addFilter(_DropNoise())
@@ -506,6 +504,10 @@ EXP_PARAMS = {  # experiment notebook -> parameter -> the type its value must ha
     "exp_distill": dict(profile=str, datasets=list[str] | None, teacher=_OPT_STR, student_layers=_OPT_INT, student_hidden=_OPT_INT,
                         methods=list[str] | None, seeds=list[int] | None, max_train_examples=_OPT_INT, out_dir=_OPT_STR, fig_dir=_OPT_STR,
                         num_processes=int, accelerate_config=_OPT_STR, save_steps=int),
+    "bench_frontier": dict(profile=str, dataset=_OPT_STR, methods=list[str] | None, seeds=list[int] | None,
+                           depths=list[int] | None, precisions=list[str] | None, max_users=_OPT_INT, time_users=int,
+                           repeats=int, id_model=_OPT_STR, id_max_history=int, out_dir=_OPT_STR, out_file=_OPT_STR,
+                           fig_dir=_OPT_STR),
 }
 
 def _hint(t) -> str: return t.__name__ if isinstance(t, type) else str(t)

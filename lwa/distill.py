@@ -115,7 +115,8 @@ def _group():
     return dist if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 else None
 
 def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: Examples, valid: Examples, cands=None,
-                 fisher=None, beta: float | None = None, teacher_id: str = "", root=None, **args) -> tuple:
+                 fisher=None, beta: float | None = None, teacher_id: str = "", root=None, keep_student: bool = False,
+                 **args) -> tuple:
     "Train and evaluate one unit (or read it, when finished): returns (metrics, per-user DataFrame). Under several processes all train, rank 0 writes."
     run = unit_run(cfg, ds, method, seed, test, valid, fisher, beta, teacher_id, root)
     if not run.done:
@@ -134,6 +135,8 @@ def distill_unit(cfg, ds, sp, teacher, prompter, method: str, seed: int, test: E
                            n_train_examples=w.n_targets, n_windows=len(w),
                            student_layers=stu.config.lm["lwa_teacher_layers"], pairs=plan.pairs, weights=plan.weights, teacher=teacher_id,
                            processes=1 if g is None else g.get_world_size(), resumed_from=ck and Path(ck).name, run_id=run.run_id)
+            if keep_student:  # the weights in student/ (git-ignored), for lwa.frontier
+                stu.save_pretrained(run.path / "student")
             run.write_json("train_log.json", log); _finish(run, metrics, per, ds, seed)
         if g is not None: g.barrier()  # the other processes read what rank 0 wrote
     return run.metrics(), pd.read_csv(run.path / "per_user.csv")

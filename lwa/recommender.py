@@ -40,6 +40,7 @@ class Prompter:
     def __init__(self, tokenizer, titles: list, max_title_tokens: int = 24, max_history: int = 20, max_tokens: int = 512):
         enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
         self.tokenizer, self.max_history, self.max_tokens = tokenizer, max_history, max_tokens
+        self.max_title_tokens = max_title_tokens
         quiet = len(titles) < 5000
         bar = tqdm(titles, desc="tokenising titles", leave=False, disable=quiet)
         self.titles = [enc(t)[:max_title_tokens] for t in bar]
@@ -133,6 +134,11 @@ class LlmRecommender(PreTrainedModel):
         try: return super().from_pretrained(path, *args, **kw)
         except SafetensorError as e: raise CheckpointError(f"corrupted checkpoint in {path}: {e}; delete that folder and run again "
                                                            "(the code that wrote it trains and saves it again)") from e
+
+    def recommend(self, histories: list, k: int = 10):
+        "Top-`k` items with scores for histories of item ids or titles, history excluded (`lwa.compress.recommend`)."
+        from lwa.compress import recommend
+        return recommend(self, histories, k)
 
 # %% ../nbs/04_recommender.ipynb #46845857
 def _pooled(weight: torch.Tensor, token_lists: list) -> torch.Tensor:
