@@ -78,6 +78,8 @@ def _recommend(a) -> str:
     if not (Path(a.folder) / "config.json").is_file():
         raise ConfigError(f"recommend: {a.folder} holds no saved recommender (config.json); "
                           "save one with lwa.compress.save_recommender(model, prompter, items, folder)")
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # a command that prints ten lines shows no loading bar
     top = LlmRecommender.from_pretrained(a.folder).recommend([a.history], k=a.k)
     if a.json:
         return top.drop(columns=["history", "item"]).to_json(orient="records", indent=2)

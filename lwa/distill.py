@@ -38,10 +38,10 @@ def _saved_recommender(path) -> bool:
 def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
     "The fine-tuned teacher for profile `cfg` and dataset `ds`: (recommender, tokenizer, folder); fine-tuned and cached when no exp_teacher run has it."
     from lwa.core import find_run
-    from lwa.models import load_teacher
+    from lwa.models import load_teacher, teacher_run_name
     from lwa.recommender import Prompter, from_lm, load_recommender, train_recommender
     if _saved_recommender(cfg.model.teacher): return (*load_recommender(cfg.model.teacher), Path(cfg.model.teacher))  # used as it is
-    name = f"{cfg.name}-{ds.name}-{Path(cfg.model.teacher).name}-seed{seed}"
+    name = teacher_run_name(cfg, seed)
     try: tdir = find_run("exp_teacher", name + "-", root=root) / "teacher"
     except FileNotFoundError: tdir = None
     if tdir is None or not (tdir / "model.safetensors").is_file():

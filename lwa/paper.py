@@ -138,11 +138,12 @@ def locate(experiment: str, prefix: str, root=None, notebook: str | None = None)
 def run_prefix(experiment: str, profile: str, dataset: str) -> str:
     "The run-folder prefix the paper reads for `experiment` under `profile` (`dataset`: a name, or names joined by +)."
     from lwa.data import dataset_slug
+    from lwa.models import teacher_key
     dataset = "+".join(map(dataset_slug, dataset.split("+")))  # run folders carry the file-safe dataset names
     if experiment == "exp_popularity":
         return f"{profile}-{dataset}-test-seed0"
     if experiment == "exp_teacher":
-        return f"{profile}-{dataset}-{Path(get_profile(profile).model.teacher).name}-seed0"
+        return f"{profile}-{dataset}-{teacher_key(get_profile(profile).model.teacher)}-seed0"
     if experiment == "exp_fisher":
         return f"{profile}-{dataset}-seed0"
     if experiment in ("exp_distill", "exp_weights"):
