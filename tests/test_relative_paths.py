@@ -14,8 +14,8 @@ from conftest import ROOT
 ABS = re.compile(r"(?<![\w.:/])/(?:[\w.+-]+/)+?(?:results|nbs|figures|lwa|\.venv)/")  # /any/checkout/results/...
 OURS = ("exp_teacher", "exp_fisher", "exp_popularity", "bench_")  # distillation notebooks and units are another item's
 DISTILL = ("results/distill/", "results/exp_distill/", "results/exp_weights/")
-WHY = ("exp_fisher's config.json and the benchmarks record the teacher folder as an absolute path: nbs/exp_fisher, "
-       "bench_fisher and bench_distill must write lwa.core.repo_path(tdir); the committed runs change when re-run")
+WHY = ("the committed exp_fisher runs and benchmarks were written before exp_fisher and bench_fisher recorded the teacher folder "
+       "as lwa.core.repo_path(tdir) (and bench_distill its weights digest); they hold no absolute path once re-run (issue 15)")
 
 
 def _tracked(*pats):
