@@ -480,10 +480,12 @@ class Run:
         return json.loads((self.path / "metrics.json").read_text())
 
 # %% ../nbs/00_core.ipynb #b677d087
-def find_run(experiment: str, prefix: str, root=None, notebook: str | None = None) -> Path:
-    "The newest finished run folder of `experiment` whose run id starts with `prefix`."
+def find_run(experiment: str, prefix: str, root=None, notebook: str | None = None, where=None) -> Path:
+    "The newest finished run folder of `experiment` whose run id starts with `prefix` (and, given `where`, for which `where(folder)`"
+    " holds): by the time its DONE marker records (a clone gives every file the same age), then by the marker's age."
     base = Path(root or results_root()) / experiment
-    done = sorted((p for p in base.glob(f"{prefix}*") if (p / "DONE").is_file()), key=lambda p: (p / "DONE").stat().st_mtime)
+    done = [p for p in base.glob(f"{prefix}*") if (p / "DONE").is_file() and (where is None or where(p))]
+    done.sort(key=lambda p: ((p / "DONE").read_text().strip(), (p / "DONE").stat().st_mtime))
     if not done:
         raise FileNotFoundError(f"no finished {experiment} run named {prefix}* in {base}; run nbs/{notebook or experiment}.ipynb first "
                                 "with the same profile, dataset and seed")

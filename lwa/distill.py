@@ -37,12 +37,11 @@ def _saved_recommender(path) -> bool:
 
 def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
     "The fine-tuned teacher for profile `cfg` and dataset `ds`: (recommender, tokenizer, folder); fine-tuned and cached when no exp_teacher run has it."
-    from lwa.core import find_run
-    from lwa.models import load_teacher, teacher_run_name
+    from lwa.models import load_teacher, teacher_run, teacher_run_name
     from lwa.recommender import Prompter, from_lm, load_recommender, train_recommender
     if _saved_recommender(cfg.model.teacher): return (*load_recommender(cfg.model.teacher), Path(cfg.model.teacher))  # used as it is
     name = teacher_run_name(cfg, seed)
-    try: tdir = find_run("exp_teacher", name + "-", root=root) / "teacher"
+    try: tdir = teacher_run(cfg, seed, root) / "teacher"
     except FileNotFoundError: tdir = None
     if tdir is None or not (tdir / "model.safetensors").is_file():
         tdir = cache_dir() / "teachers" / f"{name}-{sha256_json(dict(train=cfg.train.__dict__, data=cfg.data.__dict__, checksum=ds.checksum()))[:8]}"

@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'HUB_IDS', 'SMOLLM2_GGUF', 'LAYER_STRATEGIES', 'cache_dir', 'resolve_teacher', 'folder_digest',
-           'teacher_key', 'teacher_run_name', 'tiny_tokenizer', 'tiny_config', 'CheckpointError', 'load_teacher',
-           'check_tokenizer', 'select_layers', 'narrow_dims', 'pca_basis', 'make_student', 'copy_blocks',
-           'layer_projection', 'param_counts', 'block_params', 'disk_size_mb', 'cpu_latency']
+           'teacher_key', 'teacher_run_name', 'teacher_settings', 'teacher_run', 'tiny_tokenizer', 'tiny_config',
+           'CheckpointError', 'load_teacher', 'check_tokenizer', 'select_layers', 'narrow_dims', 'pca_basis',
+           'make_student', 'copy_blocks', 'layer_projection', 'param_counts', 'block_params', 'disk_size_mb',
+           'cpu_latency']
 
 # %% ../nbs/03_models.ipynb #aef09365
 import copy
@@ -71,6 +72,25 @@ def teacher_run_name(cfg, seed: int = 0) -> str:
     "The name of profile `cfg`'s exp_teacher run (before its config digest), which teacher lookups search for."
     from lwa.data import dataset_slug
     return f"{cfg.name}-{dataset_slug(cfg.data.dataset)}-{teacher_key(cfg.model.teacher)}-seed{seed}"
+
+def teacher_settings(profile: dict | None) -> dict | None:
+    "What a teacher run's recorded profile fixes about its teacher: the data and the training settings (None: no profile recorded)."
+    if profile is None: return None
+    from lwa.core import drop_legacy
+    from lwa.data import dataset_slug
+    d = drop_legacy(profile)
+    return dict(data={**d["data"], "dataset": dataset_slug(d["data"]["dataset"])}, train=d["train"])
+
+def teacher_run(cfg, seed: int = 0, root=None) -> Path:
+    "The newest finished exp_teacher run of `cfg`'s teacher trained with `cfg`'s data and training settings (a run of older settings,"
+    " under the same name, is passed over); FileNotFoundError, saying what to run, when there is none."
+    import json
+    from lwa.core import find_run
+    want = teacher_settings(cfg.to_dict())
+    def same(run: Path) -> bool:
+        got = teacher_settings(json.loads((run / "config.json").read_text()).get("profile"))
+        return got is None or got == want
+    return find_run("exp_teacher", teacher_run_name(cfg, seed) + "-", root=root, where=same)
 
 # %% ../nbs/03_models.ipynb #eb9c23ef
 @lru_cache(maxsize=1)

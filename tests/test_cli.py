@@ -43,3 +43,15 @@ def test_reproduce_names_bad_profiles_and_steps(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lwa.reproduce", "--only", "exp_teachr", "--root", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode != 0 and "only: unknown steps ['exp_teachr']" in r.stderr and "exp_teacher[synthetic]" in r.stderr
     assert not any(tmp_path.iterdir()), "nothing written"
+
+
+def test_the_rerun_script_names_only_steps_of_the_paper_plan_and_refuses_an_unknown_stage():
+    "scripts/rerun_paper.sh: every notebook its stages pass to `lwa.reproduce --only` is a step of the paper's plan."
+    import re
+    from lwa.reproduce import plan
+    text = (ROOT / "scripts" / "rerun_paper.sh").read_text()
+    named = {n for line in re.findall(r"^\s*\d\) repro (.+?) ;;", text, re.M) for n in line.split()}
+    assert named >= {"exp_teacher", "exp_fisher", "exp_distill", "exp_weights"}
+    assert named <= {s.notebook for s in plan("paper", root=ROOT / "results") if s.notebook}
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "rerun_paper.sh"), "9"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "no stage 9" in r.stderr
