@@ -336,11 +336,16 @@ def _has_weights(run: Path | None) -> bool: return run is not None and (run / "t
 
 def _provide_teacher(profile: dict, scratch: Path, src: Path, cwd: Path, log) -> Path | None:
     "Put the teacher of `profile` in `scratch`: linked from `src` where it has weights, else re-trained by exp_teacher."
+    from lwa.models import teacher_run, teacher_run_name
     ds, name = profile["data"]["dataset"], profile["name"]
-    prefix = f"{name}-{dataset_slug(ds)}-{Path(profile['model']['teacher']).name}-seed0-"
-    if _has_weights(_newest("exp_teacher", prefix, scratch)):  # there already
+    cfg = get_profile(name, profile_overrides(profile))
+    prefix = teacher_run_name(cfg) + "-"
+    def found(root):  # a teacher run of the unit's data and training settings, not just of its name
+        with contextlib.suppress(FileNotFoundError):
+            return teacher_run(cfg, 0, root)
+    if _has_weights(found(scratch)):  # there already
         return None
-    run = _newest("exp_teacher", prefix, src)
+    run = found(src)
     if _has_weights(run):
         _copy_run(run, scratch)
         return None
@@ -353,7 +358,7 @@ def _provide_teacher(profile: dict, scratch: Path, src: Path, cwd: Path, log) ->
         "nbs/exp_teacher.ipynb" + (f"; the committed run took {took / 60:.0f} min" if took else ""))
     recorded = _teacher_params(json.loads((run / "config.json").read_text())) if run is not None else None
     _pm("exp_teacher", recorded or dict(profile=name, dataset=ds, seed=0), scratch, cwd, log)  # the committed run's id again
-    return _newest("exp_teacher", prefix, scratch)
+    return found(scratch)
 
 def remake_distill_unit(unit: Path, cfg: dict, scratch: Path, src: Path, cwd: Path, log):
     "A distillation unit again: its inputs (teacher, Fisher values) in `scratch`, then `python -m lwa.distill`."
