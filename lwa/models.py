@@ -53,7 +53,7 @@ def resolve_teacher(name: str, dtype: str = "float32", device: str = "cpu") -> d
 
 # %% ../nbs/03_models.ipynb #b1d2f3e4
 def folder_digest(folder) -> str:
-    "SHA-256 over the files directly in `folder` (weights, config, tokenizer), remembered in the cache per path, size and mtime."
+    "SHA-256 over the files directly in `folder` (weights, config, tokenizer), cached per path, size and mtime."
     files = sorted(f for f in Path(folder).iterdir() if f.is_file())
     stamp = sha256_json([(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
     memo = cache_dir() / "digests" / f"{stamp[:32]}.txt"
@@ -63,7 +63,7 @@ def folder_digest(folder) -> str:
     return digest
 
 def teacher_key(name: str) -> str:
-    "The teacher's part of run and cache names: a preset's or hub id's last part; a local folder's name and the digest of its files."
+    "The teacher in run and cache names: a preset's or hub id's last part; a folder's name and its files' digest."
     folder = Path(name).expanduser()
     if name in PRESETS or not folder.is_dir(): return Path(name).name
     return f"{folder.name}-{folder_digest(folder)[:8]}"
@@ -74,7 +74,7 @@ def teacher_run_name(cfg, seed: int = 0) -> str:
     return f"{cfg.name}-{dataset_slug(cfg.data.dataset)}-{teacher_key(cfg.model.teacher)}-seed{seed}"
 
 def teacher_settings(profile: dict | None) -> dict | None:
-    "What a teacher run's recorded profile fixes about its teacher: the data and the training settings (None: no profile recorded)."
+    "What a teacher run's recorded profile fixes about its teacher: data and training settings (None: none recorded)."
     if profile is None: return None
     from lwa.core import drop_legacy
     from lwa.data import dataset_slug
@@ -82,8 +82,8 @@ def teacher_settings(profile: dict | None) -> dict | None:
     return dict(data={**d["data"], "dataset": dataset_slug(d["data"]["dataset"])}, train=d["train"])
 
 def teacher_run(cfg, seed: int = 0, root=None) -> Path:
-    "The newest finished exp_teacher run of `cfg`'s teacher trained with `cfg`'s data and training settings (a run of older settings,"
-    " under the same name, is passed over); FileNotFoundError, saying what to run, when there is none."
+    "The newest finished exp_teacher run of `cfg`'s teacher trained with `cfg`'s data and training settings (one of"
+    " other settings, under the same name, is passed over); FileNotFoundError, saying what to run, when there is none."
     import json
     from lwa.core import find_run
     want = teacher_settings(cfg.to_dict())

@@ -5,7 +5,7 @@
 #   3. every main method at seed 0 on both datasets, one unit at a time;
 #   4. seeds 1 and 2 (exp_distill reads the finished seed-0 units back);
 #   5. exp_weights on Office; 6. the benchmarks.
-# It takes far longer than one sitting (see the README's budget): run it in the background and run it again after a kill,
+# It takes far longer than one sitting (see the README's budget): run it in the background, and again after a kill:
 # every step resumes (finished runs and units are read back). Pin and build the paper afterwards:
 #   python -m lwa.reproduce --profile paper --pin
 # Usage: nohup scripts/rerun_paper.sh [STAGE ...] > .cache/rerun.log 2>&1 &   (stages 1-6; default: all, in order)

@@ -53,5 +53,6 @@ def test_the_rerun_script_names_only_steps_of_the_paper_plan_and_refuses_an_unkn
     named = {n for line in re.findall(r"^\s*\d\) repro (.+?) ;;", text, re.M) for n in line.split()}
     assert named >= {"exp_teacher", "exp_fisher", "exp_distill", "exp_weights"}
     assert named <= {s.notebook for s in plan("paper", root=ROOT / "results") if s.notebook}
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "rerun_paper.sh"), "9"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    script = str(ROOT / "scripts" / "rerun_paper.sh")
+    r = subprocess.run(["bash", script, "9"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 2 and "no stage 9" in r.stderr

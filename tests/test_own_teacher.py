@@ -1,5 +1,5 @@
-"""Bring your own teacher (issue 18, item 7): a folder holding a saved LlmRecommender is used as it is, and teachers fine-tuned from
-a base LM are keyed by a digest of the folder's files, not its name."""
+"""Bring your own teacher (issue 18, item 7): a folder holding a saved LlmRecommender is used as it is, and teachers
+fine-tuned from a base LM are keyed by a digest of the folder's files, not its name."""
 from lwa.core import get_profile
 from lwa.data import leave_one_out, synthetic_dataset
 from lwa.distill import teacher_for
@@ -27,7 +27,7 @@ def test_two_teacher_folders_with_one_name_and_other_weights_are_two_teachers(tm
     got = [teacher_for(_profile(f), ds, sp, seed=0, root=tmp_path / "res") for f in folders]
     assert got[0][2] != got[1][2]  # two cached teachers, not one read back for the other
     assert model_digest(got[0][0]) != model_digest(got[1][0])
-    again = teacher_for(_profile(folders[0]), ds, sp, seed=0, root=tmp_path / "res")  # found in the cache, not trained again
+    again = teacher_for(_profile(folders[0]), ds, sp, seed=0, root=tmp_path / "res")  # found in the cache, not trained
     assert again[2] == got[0][2] and model_digest(again[0]) == model_digest(got[0][0])
 
 
