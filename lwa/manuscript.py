@@ -16,6 +16,7 @@ import lwa
 from .core import atomic_write_text, get_profile, git_info, project_root, results_root
 from .figures import COLUMN_IN, pdf_width, redraw
 from .findings import ALPHA, across, part_data, part_fisher, part_main, part_teacher, part_weights, sig_marks
+from .frontier_paper import COMPRESSION_CLAIMS, part_frontier, readme_figures, readme_rows
 from .paper import (Macros, MissingResultError, Paper, Source, Table, Tex, bench, bench_file, camel, common, figure,
                        locate, m100, need, num, run_prefix, sci, tex_escape, to_latex, tt)
 
@@ -80,7 +81,8 @@ def part_cost(P: Paper):
 
 # %% ../nbs/08c_manuscript.ipynb #0e0b2ba6
 CLAIMS = dict(source="../shared/original_project/SUMMARY.md (实验贡献 2-3)", uniform_ndcg5=0.721, method_ndcg5=0.779,
-              speedup=3.2, size_reduction=0.90)
+              speedup=COMPRESSION_CLAIMS["the original project"]["speedup"],
+              size_reduction=COMPRESSION_CLAIMS["the original project"]["size_reduction"])
 
 def _claimed_gain(P: Paper, td: pd.DataFrame, D: str, gain: float):
     "fisher_semantic's sampled-N@5 gain over uniform on one dataset: its macros, cells, and whether it reaches `gain`."
@@ -228,7 +230,8 @@ def generate(out="paper/generated", root=None, fig_dir=None, profile: str = "pap
     parts = [("data", part_data), ("teacher", part_teacher), ("fisher", part_fisher),
              ("main", lambda P: m.update(main=part_main(P)[1])),
              ("efficiency", lambda P: part_efficiency(P, m["main"])), ("claims", lambda P: part_claims(P, m["main"])),
-             *([("cost", part_cost)] if benchmarks else []), ("weights", part_weights), ("setup", part_setup)]
+             *([("cost", part_cost), ("frontier", part_frontier)] if benchmarks else []), ("weights", part_weights),
+             ("setup", part_setup)]
     for name, fn in parts:
         _part(P, name, fn)
     if draw:  # then checked, as the notebooks' figures are
@@ -256,6 +259,9 @@ BOOK_TABLES = (
     ("claims", "The original project's claims", "Claimed: quoted from the original project's summary, not measured; "
      "the other columns are measured here (sampled N@5 on the profile's candidates)."),
     ("cost", "Training cost", "Medians on this machine."),
+    ("frontier", "The compression frontier", "The fp32 teacher, the variants on the Pareto front of N@10 against "
+     "CPU ms per user at some batch size, and the ID baseline, measured side by side on the same test users. "
+     "% of teacher: of its mean N@10; ↓: significantly worse than the same model in fp32 (paired bootstrap, Holm)."),
     ("data", "The datasets", "Sequence length mean / median / max; title length in words."))
 
 def table_caption(P: Paper, cap: str) -> str:
@@ -358,7 +364,7 @@ def readme_table(P: Paper) -> str:
     rows.append("| student speed-up (CPU) | " + " | ".join(fast) + " |")
     cut = [f"−{num(100 * speed[d]['param_reduction'], 0)}%" for d in P.datasets]
     rows.append("| student parameters | " + " | ".join(cut) + " |")
-    return "\n".join(rows) + _readme_note(P, conf)
+    return "\n".join(rows + readme_rows(P)) + _readme_note(P, conf) + readme_figures(P)
 
 def update_readme(P: Paper, readme="README.md") -> bool:
     "Write `readme_table(P)` between the README's markers; True when the file changed."

@@ -52,6 +52,28 @@ def test_every_variant_is_measured_on_the_same_users(bench):
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"]), "papermill found the parameters cell"
 
 
+def test_the_paper_shows_the_measured_frontier(bench, tmp_path):
+    "The paper's frontier part on the real tiny frontier: its table of the front, its sentences, its figure drawn the same again."
+    from lwa.figures import TEXT_PT, pdf_text, printed_pt
+    from lwa.frontier_paper import part_frontier
+    from lwa.paper import Paper
+    tmp, doc = bench
+    (tmp_path / "res" / "bench").mkdir(parents=True)
+    shutil.copy(tmp / "frontier.json", tmp_path / "res" / "bench" / "frontier-tiny-synthetic.json")
+    P = Paper(tmp_path / "res", tmp / "fig", "tiny", ("synthetic",))
+    part_frontier(P)
+    assert P.macros["IfFrontier"] == "#1" and P.figures["SyntheticFrontierFig"][0] == "frontier_tiny_synthetic"
+    rows, t = P.tables["frontier"].rows, pd.DataFrame(doc["rows"])
+    front = set(t[t.pareto_b1 | t.pareto_b16].variant) | {"teacher fp32"}
+    assert rows[0][0].plain == "teacher fp32" and {r[0].plain.removesuffix(" ↓") for r in rows} == front
+    assert f"({doc['n_test_users']:,} test users, {len(t)} variants)" in P.macros["FrontierText"]
+    assert "the original project's claim" in P.macros["FrontierClaims"] and P.macros["FrontierMissing"] == ""
+    drawn = Paper(tmp_path / "res", tmp_path / "fig", "tiny", ("synthetic",), drawing=True)
+    part_frontier(drawn)  # as `python -m lwa.paper figures` draws it, from the results file alone
+    pdf = tmp_path / "fig" / "frontier_tiny_synthetic.pdf"
+    assert pdf_text(pdf) == pdf_text(tmp / "fig" / "frontier_tiny_synthetic.pdf") and printed_pt(pdf, TEXT_PT) >= 7
+
+
 def test_a_unit_without_weights_is_trained_again_to_the_same_student(bench, monkeypatch):
     import torch
     from lwa.core import get_profile
