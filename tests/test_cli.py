@@ -50,7 +50,7 @@ def test_the_rerun_script_names_only_steps_of_the_paper_plan_and_refuses_an_unkn
     import re
     from lwa.reproduce import plan
     text = (ROOT / "scripts" / "rerun_paper.sh").read_text()
-    named = {n for line in re.findall(r"^\s*\d\) repro (.+?) ;;", text, re.M) for n in line.split()}
+    named = {re.sub(r"\[.*", "", n.strip('"')) for line in re.findall(r"\brepro ([^;\n]+)", text) for n in line.split()}
     assert named >= {"exp_teacher", "exp_fisher", "exp_distill", "exp_weights"}
     assert named <= {s.notebook for s in plan("paper", root=ROOT / "results") if s.notebook}
     script = str(ROOT / "scripts" / "rerun_paper.sh")
