@@ -53,6 +53,7 @@ class Step:
     seconds: float | None = None
     result: str = ""  # the run folder or file it produced or found
     found: Path | None = None  # the same, as a path: what a full reproduction pins
+    optional: bool = False  # the paper reads its result where it exists (the frontier): --pin skips it when absent
 
     def finished(self, root: Path) -> Path | None:
         "The finished result of this step, if it exists: the one a manifest pins, else the newest of its name."
@@ -86,6 +87,7 @@ def plan(profile: str = "tiny", datasets=None, root=None, notebooks_dir=None, bo
     for kind in ("fisher", "distill"): steps.append(_nb_step(f"bench_{kind}", profile, first, out, "bench", bench_file(kind, profile, first), dataset=first))
     for ds in datasets if profile in FRONTIER_PROFILES else []:
         steps.append(_nb_step("bench_frontier", profile, ds, out, "bench", bench_file("frontier", profile, ds), dataset=ds, **FRONTIER_PARAMS))
+        steps[-1].optional = True
     if root != results_root():  # a results folder other than the checkout's: notebooks write there, figures too
         for s in steps:
             if s.experiment == "bench":
@@ -205,17 +207,18 @@ def write_pins(steps: list, profile: str, root) -> Path:
     "Pin the results of the experiment `steps` (`found` set) in `root/runs-<profile>.json`; returns the manifest."
     root = Path(root)
     rel = lambda p: Path(p).resolve().relative_to(root.resolve()).as_posix()
-    runs = [dict(step=s.name, path=rel(s.found), sha256=pin_digest(s.found)) for s in steps if s.notebook]
+    runs = [dict(step=s.name, path=rel(s.found), sha256=pin_digest(s.found)) for s in steps if s.notebook and s.found]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return atomic_write_json(pins_file(profile, root), dict(profile=profile, written_at=now, git=git_info(), runs=runs))
 
 def pin(profile: str = "tiny", datasets=None, root=None) -> Path:
     "Pin the newest finished result of every experiment step of `profile` (`--pin`); names every step that has none."
+    # an optional step (the frontier) without a result is left out: the paper says it was not measured
     root = Path(root or results_root())
     steps = [s for s in plan(profile, datasets, root, book=False) if s.notebook]
     for s in steps:
         s.found = _newest(s.experiment, s.prefix, root)
-    missing = [f"{s.name} ({s.experiment}/{s.prefix}*)" for s in steps if s.found is None]
+    missing = [f"{s.name} ({s.experiment}/{s.prefix}*)" for s in steps if s.found is None and not s.optional]
     if missing:
         raise MissingResultError(f"nothing to pin for {', '.join(missing)} in {root}; run those steps first "
                                  f"(python -m lwa.reproduce --profile {profile})")
