@@ -50,8 +50,15 @@ def _masked_mean(x, mask):
     m = mask[:, None, :].to(x.dtype).expand_as(x)
     return (x * m).sum() / m.sum().clamp(min=1)
 
+def _same_heads(method: str, att_s, att_t):
+    "Attention maps are compared head by head: a student with other heads than its teacher is named, with the fix."
+    if att_s.shape[1] != att_t.shape[1]:
+        raise ConfigError(f"{method}: the student has {att_s.shape[1]} attention heads, the teacher {att_t.shape[1]}; "
+                          "use a student of the teacher's width (DistillCfg.student_hidden: None)")
+
 def attention_loss(att_s, att_t, mask) -> torch.Tensor:
     "TinyBERT: squared error of attention maps (B, H, T, T), summed over keys, averaged over heads and real queries."
+    _same_heads("tinybert", att_s, att_t)
     return _masked_mean((att_s.float() - att_t.float()).pow(2).sum(-1), mask)
 
 def _kl_rows(p, q, mask):
@@ -68,9 +75,7 @@ def value_relation(v, mask, n_rel: int):
 
 def minilm_loss(att_s, att_t, v_s, v_t, mask, n_rel: int) -> torch.Tensor:
     "MiniLM: KL of the last layer's attention distributions plus KL of its value relations, teacher ‖ student."
-    if att_s.shape[1] != att_t.shape[1]:
-        raise ConfigError(f"minilm: the student has {att_s.shape[1]} attention heads, the teacher {att_t.shape[1]}; "
-                          "use a student of the teacher's width")
+    _same_heads("minilm", att_s, att_t)
     rel_t, rel_s = value_relation(v_t, mask, n_rel), value_relation(v_s, mask, n_rel)
     return _kl_rows(att_t.float(), att_s.float(), mask) + _kl_rows(rel_t, rel_s, mask)
 
