@@ -65,6 +65,9 @@ def sources_section(P: Paper) -> str:
     for part, (macros, tables, figs) in P.feeds.items():
         runs = [s for s in P.sources if part in s.parts]
         read = ", ".join(f"`{s.path.parent.name}/{s.path.name}` ({s.commit[:7]})" for s in runs) or "none"
+        if part in P.unmeasured:
+            lacked = ", ".join(f"`{f}`" for f in P.unmeasured[part])
+            read += f"; not measured: {lacked} (its macros say so and name the command)"
         out.append(f"### {part}\n\n- runs: " + read)
         if tables:
             out.append("- tables: " + ", ".join(f"`tab_{t}`" for t in tables))

@@ -94,6 +94,7 @@ def _read(P: Paper, name: str) -> dict | None:
     "The bench_frontier file `name`, read as a source of the paper; None where it was never measured (nor pinned)."
     pinned = any(Path(e["path"]).parts[-2:] == ("bench", name) for e in read_pins(P.root))
     if not pinned and not (P.root / "bench" / name).is_file():
+        P.unmeasured.setdefault(P.part, []).append(f"bench/{name}")
         return None
     src, doc = bench(name, "bench_frontier", P.root)  # unpinned where a manifest exists: an error, as everywhere
     P.use(src)

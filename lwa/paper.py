@@ -334,6 +334,7 @@ class Paper:
     main_run: Source | None = None  # exp_distill's run, once read
     main_table: pd.DataFrame | None = None  # its main_table.csv, once read
     frontier: dict = field(default_factory=dict)  # dataset -> its bench_frontier table (lwa.frontier_paper), once read
+    unmeasured: dict = field(default_factory=dict)  # part -> result files an optional part looked for and lacked
     part: str = ""  # the part being generated
     feeds: dict = field(default_factory=dict)  # part -> (macros, tables, figures) it wrote
     drawing: bool = False  # the figures are drawn after the parts (`generate(draw=True)`), and checked then
