@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import (Profile, Run, atomic_write_csv, atomic_write_json, atomic_write_text, find_run, json_records,
-                      provenance, results_root, sha256_json)
+from .config import Profile
+from .core import (Run, atomic_write_csv, atomic_write_json, atomic_write_text, find_run, json_records, provenance,
+                      results_root, sha256_json)
 from .distill import compare, unit_profile, unit_train_seconds
 
 # %% ../nbs/07a_aggregate.ipynb #2febeb04
@@ -167,7 +168,7 @@ def load_weights_run(run_path, root=None) -> tuple:
 def _settings(conf: dict, n_boot=None, ci=None, test=None):
     "The EvalCfg of a re-aggregation: this lwa's defaults for the run's profile, then the arguments given."
     from dataclasses import replace
-    from lwa.core import get_profile
+    from lwa.config import get_profile
     ev = get_profile(conf["profile"]["name"]).eval
     return replace(ev, **{k: v for k, v in dict(n_boot=n_boot, ci=ci, test=test).items() if v is not None})
 

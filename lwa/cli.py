@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from .core import PROFILES, ConfigError, get_profile
+from .config import PROFILES, ConfigError, get_profile
 from .data import DATASETS, REPAIRS, DataError, data_stats, dataset_files, kcore, load_dataset
 
 # %% ../nbs/90_cli.ipynb #a48769d5

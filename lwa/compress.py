@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import ConfigError, atomic_write_json
+from .config import ConfigError
+from .core import atomic_write_json
 from .models import check_tokenizer
 from .recommender import LlmRecommender, Prompter
 from .sequences import PadCollator

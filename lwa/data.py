@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import DataCfg, project_root, sha256_json
+from .config import DataCfg
+from .core import project_root, sha256_json
 
 # %% ../nbs/01_data.ipynb #79c3ec7f
 class DataError(ValueError):

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import ConfigError, Run, atomic_write_csv, drop_legacy, get_profile, results_root, sha256_json, use_bf16
+from .config import ConfigError, drop_legacy, get_profile, use_bf16
+from .core import Run, atomic_write_csv, results_root, sha256_json
 from .data import Examples
 from .kd import DistillError, distill, model_digest
 from .methods import BUILTIN_METHODS, get_method, method_digest, needs_fisher
@@ -251,7 +252,7 @@ def _value(s: str):
 def launch_command(cfg, dataset: str, method: str, seed: int, num_processes: int = 2, accelerate_config=None, root=None, save_steps: int = 100) -> list:
     "The `accelerate launch -m lwa.distill ...` command that trains one unit of profile `cfg` under `num_processes` processes (or the config file's)."
     import sys
-    from lwa.core import get_profile
+    from lwa.config import get_profile
     base = _flat(get_profile(cfg.name).to_dict())
     sets = [f"{k}={json.dumps(v)}" for k, v in _flat(cfg.to_dict()).items() if json.dumps(v) != json.dumps(base.get(k))]
     la = [sys.executable, "-m", "accelerate.commands.launch"]
@@ -306,7 +307,7 @@ def launch_unit(cfg, dataset: str, method: str, seed: int, num_processes: int = 
 def unit_main(argv=None) -> int:
     "`[accelerate launch ...] python -m lwa.distill --profile P [--set KEY=VALUE ...] --dataset D --method M --seed S [--root R]`: train and store one unit."
     import argparse
-    from lwa.core import get_profile
+    from lwa.config import get_profile
     ap = argparse.ArgumentParser(prog="python -m lwa.distill", description="Train one distillation unit; under `accelerate launch` on every process.")
     ap.add_argument("--profile", required=True); ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, JSON value")
     ap.add_argument("--dataset", required=True); ap.add_argument("--method", required=True); ap.add_argument("--seed", type=int, required=True)

@@ -11,7 +11,7 @@ import json
 
 import pandas as pd
 
-from .core import get_profile
+from .config import get_profile
 from .paper import (MEASURES, OUTCOMES, MissingResultError, Paper, Source, Table, Tex, camel, ci, common, figure,
                        locate, m100, need, num, outcome, run_prefix, tex_escape, tt)
 

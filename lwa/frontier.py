@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .compress import PRECISIONS, quantized, trim_vocab
-from .core import ConfigError, results_root
+from .config import ConfigError
+from .core import results_root
 from .frontier_paper import TARGETS, meets
 from .metrics import compare_systems
 from .models import cache_dir, cpu_latency, disk_size_mb, param_counts

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import ConfigError, DistillCfg, TrainCfg, sha256_json, use_bf16
+from .config import ConfigError, DistillCfg, TrainCfg, use_bf16
+from .core import sha256_json
 from .data import Examples
 from .methods import LossInputs, Plan, get_method, kd_loss, layer_loss, make_plan
 from .models import cache_dir, check_tokenizer, select_layers

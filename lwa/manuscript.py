@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 import lwa
-from .core import atomic_write_text, get_profile, git_info, project_root, results_root
+from .config import get_profile
+from .core import atomic_write_text, git_info, project_root, results_root
 from .figures import COLUMN_IN, pdf_width, redraw
 from .findings import ALPHA, across, part_data, part_fisher, part_main, part_teacher, part_weights, sig_marks
 from .frontier_paper import COMPRESSION_CLAIMS, part_frontier, readme_figures, readme_rows

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import ConfigError, DistillCfg, sha256_json
+from .config import ConfigError, DistillCfg
+from .core import sha256_json
 from .models import select_layers
 from .weighting import WEIGHTINGS, layer_weights, needs_fisher as _weighting_needs_fisher
 

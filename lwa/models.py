@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from .core import ConfigError, DTYPES, atomic_write_text, project_root, sha256_files, sha256_json
+from .config import ConfigError, DTYPES
+from .core import atomic_write_text, project_root, sha256_files, sha256_json
 
 # %% ../nbs/03_models.ipynb #2121515d
 PRESETS = {
@@ -76,7 +77,7 @@ def teacher_run_name(cfg, seed: int = 0) -> str:
 def teacher_settings(profile: dict | None) -> dict | None:
     "What a teacher run's recorded profile fixes about its teacher: data and training settings (None: none recorded)."
     if profile is None: return None
-    from lwa.core import drop_legacy
+    from lwa.config import drop_legacy
     from lwa.data import dataset_slug
     d = drop_legacy(profile)
     return dict(data={**d["data"], "dataset": dataset_slug(d["data"]["dataset"])}, train=d["train"])

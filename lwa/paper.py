@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 import lwa
-from .core import find_run, get_profile, results_root, sha256_files
+from .config import get_profile
+from .core import find_run, results_root, sha256_files
 
 # %% ../nbs/08_paper.ipynb #bc63c63f
 class MissingResultError(FileNotFoundError):

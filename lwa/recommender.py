@@ -26,7 +26,8 @@ from transformers import (EarlyStoppingCallback, LlamaConfig, LlamaModel, Pretra
                           TrainingArguments)
 from transformers.modeling_outputs import ModelOutput
 
-from .core import ConfigError, TrainCfg, progress_disabled, use_bf16
+from .config import ConfigError, TrainCfg, use_bf16
+from .core import progress_disabled
 from .data import Examples
 from .metrics import full_ranking_metrics, sampled_metrics
 from .models import CheckpointError, check_tokenizer, copy_blocks, narrow_dims, pca_basis, select_layers

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import (EXP_PARAMS, atomic_write_json, atomic_write_text, find_run, get_profile, git_info, json_records, project_root,
-                      provenance, quiet_env, results_root)
+from .config import EXP_PARAMS, get_profile
+from .core import (atomic_write_json, atomic_write_text, find_run, git_info, json_records, project_root, provenance,
+                      quiet_env, results_root)
 from .data import dataset_slug
 from .book import relative_notebook
 from .paper import (FRONTIER_PROFILES, MissingResultError, bench_file, default_datasets, pin_digest, pinned_run, pins_file,

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import EXP_PARAMS, get_profile, project_root, quiet_env, results_root
+from .config import EXP_PARAMS, get_profile
+from .core import project_root, quiet_env, results_root
 from .data import dataset_slug
 from .reproduce import _complaints, _environ, _first_line, _newest, kernel_env
 

@@ -10,7 +10,7 @@ __all__ = ['WEIGHTINGS', 'STRATEGIES', 'semantic_factor', 'register_weighting', 
 import numpy as np
 import pandas as pd
 
-from .core import ConfigError
+from .config import ConfigError
 
 # %% ../nbs/06_weighting.ipynb #a962310d
 def _check_fisher(fisher, n_teacher: int) -> np.ndarray:

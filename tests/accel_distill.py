@@ -5,7 +5,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lwa.core import DistillCfg, atomic_write_json
+from lwa.config import DistillCfg
+from lwa.core import atomic_write_json
 from lwa.data import leave_one_out, synthetic_dataset
 from lwa.kd import distill
 from lwa.models import load_teacher

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import BIN, ROOT
 from lwa.aggregate import aggregate_of, reaggregate
-from lwa.core import Profile, get_profile
+from lwa.config import Profile, get_profile
 from lwa.metrics import holm_floor
 
 RES = ROOT / "results"

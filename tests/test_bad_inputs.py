@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lwa.core import ConfigError, Run, RunFinishedError, atomic_write_json, get_profile
+from lwa.config import ConfigError, get_profile
+from lwa.core import Run, RunFinishedError, atomic_write_json
 from lwa.data import DataError, leave_one_out, load_dataset, read_amazon, read_lcrec, read_unisrec, sample_candidates, synthetic_dataset
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import BIN, ROOT
-from lwa.core import ConfigError, DistillCfg, get_profile
+from lwa.config import ConfigError, DistillCfg, get_profile
 from lwa.data import leave_one_out, synthetic_dataset
 from lwa.kd import distill
 from lwa.methods import get_method, make_plan

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lwa.core import ConfigError
+from lwa.config import ConfigError
 from lwa.data import leave_one_out, synthetic_dataset
 from lwa.fisher import fisher_by_layer, fisher_info
 from lwa.models import load_teacher, select_layers

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import BIN, ROOT
-from lwa.core import EXP_PARAMS, _type_ok
+from lwa.config import EXP_PARAMS, _type_ok
 
 NB = ROOT / "nbs" / "bench_frontier.ipynb"
 
@@ -76,7 +76,7 @@ def test_the_paper_shows_the_measured_frontier(bench, tmp_path):
 
 def test_a_unit_without_weights_is_trained_again_to_the_same_student(bench, monkeypatch):
     import torch
-    from lwa.core import get_profile
+    from lwa.config import get_profile
     from lwa.distill import sweep_data
     from lwa.frontier import unit_student
     tmp, _ = bench

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import BIN, ROOT
-from lwa.core import ConfigError, get_profile
+from lwa.config import ConfigError, get_profile
 from lwa.data import DataError, load_data, load_dataset
 from lwa.hub import SUMS, DownloadError, amazon2023_urls, download_amazon2023, read_sums
 from lwa.models import load_teacher, resolve_teacher, tiny_tokenizer

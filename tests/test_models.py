@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import BIN, ROOT
-from lwa.core import ConfigError, TrainCfg
+from lwa.config import ConfigError, TrainCfg
 from lwa.data import leave_one_out, synthetic_dataset
 from lwa.models import CheckpointError, block_params, load_teacher, make_student, param_counts, resolve_teacher
 from lwa.recommender import Prompter, from_lm, score_items, student_of, train_recommender

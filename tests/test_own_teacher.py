@@ -1,6 +1,6 @@
 """Bring your own teacher (issue 18, item 7): a folder holding a saved LlmRecommender is used as it is, and teachers
 fine-tuned from a base LM are keyed by a digest of the folder's files, not its name."""
-from lwa.core import get_profile
+from lwa.config import get_profile
 from lwa.data import leave_one_out, synthetic_dataset
 from lwa.distill import teacher_for
 from lwa.kd import model_digest

@@ -45,7 +45,8 @@ def test_results_json_outside_distillation_holds_no_absolute_paths():
 
 
 UNIT = """
-from lwa.core import get_profile, results_root
+from lwa.config import get_profile
+from lwa.core import results_root
 from lwa.distill import sweep_data
 D = sweep_data(get_profile("tiny"), "synthetic", fisher=False)
 met, _ = D.run("nokd", 0)

@@ -16,7 +16,8 @@ import pytest
 from transformers import TrainerCallback
 
 from conftest import BIN, ROOT
-from lwa.core import EXP_PARAMS, ConfigError, DataCfg, DistillCfg, Run, TrainCfg, _type_ok, find_run, get_profile
+from lwa.config import EXP_PARAMS, ConfigError, DataCfg, DistillCfg, TrainCfg, _type_ok, get_profile
+from lwa.core import Run, find_run
 from lwa.data import DataError, kcore, leave_one_out, load_data, load_dataset, read_lcrec, read_unisrec, synthetic_dataset
 from lwa.distill import distill_unit, teacher_for
 from lwa.kd import TeacherCache, distill
@@ -324,7 +325,7 @@ def _parameters(nb: Path) -> dict:
 @pytest.mark.parametrize("nb", sorted(p.stem for p in (ROOT / "nbs").glob("exp_*.ipynb")))
 def test_every_experiment_parameter_has_a_checked_type(nb):
     params, types = _parameters(ROOT / "nbs" / f"{nb}.ipynb"), EXP_PARAMS.get(nb, {})
-    assert set(params) == set(types), f"lwa.core.EXP_PARAMS[{nb!r}] must list exactly the parameters of nbs/{nb}.ipynb: differs in {set(params) ^ set(types)}"
+    assert set(params) == set(types), f"lwa.config.EXP_PARAMS[{nb!r}] must list exactly the parameters of nbs/{nb}.ipynb: differs in {set(params) ^ set(types)}"
     assert all(_type_ok(v, types[k]) for k, v in params.items()), f"{nb}: a default does not have its EXP_PARAMS type"
     code = [c for c in json.loads((ROOT / "nbs" / f"{nb}.ipynb").read_text())["cells"] if c["cell_type"] == "code"]
     first = next(i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])) + 1
