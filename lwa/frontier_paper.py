@@ -104,12 +104,13 @@ def _pct(x) -> str:
     return num(x, 0, 100) + "\\%"
 
 def _table_rows(t: pd.DataFrame, doc: dict) -> list:
-    "The reference, the variants on the front at some batch size and the ID baseline, slowest first."
+    "The reference, then the variants on the front at some batch size and the ID baseline, slowest first."
     bs = doc["batches"]
     front = t[[f"pareto_b{b}" for b in bs]].astype(bool)
     keep = t[(t.variant == doc["reference"]) | (t.role == "baseline") | front.any(axis=1)]
     rows = []
-    for i, r in keep.sort_values(f"ms_b{bs[0]}", ascending=False).iterrows():
+    keep = keep.assign(_ref=keep.variant == doc["reference"]).sort_values(["_ref", f"ms_b{bs[0]}"], ascending=False)
+    for i, r in keep.iterrows():
         lose = " ↓" * bool(r.loses_to_fp32)
         rows.append([Tex(tt(r.variant) + lose, r.variant + lose),
                      f"{m100(r.ndcg10)} [{m100(r.ci_low)}, {m100(r.ci_high)}]",
