@@ -20,9 +20,12 @@ def _overrides(pairs: list) -> dict:
     out = {}
     for p in pairs or []:
         key, eq, val = p.partition("=")
-        if not eq or not key: raise ConfigError(f"--set {p!r}: expected key=value, e.g. data.dataset=office")
-        try: out[key] = json.loads(val)
-        except json.JSONDecodeError: out[key] = val
+        if not eq or not key:
+            raise ConfigError(f"--set {p!r}: expected key=value, e.g. data.dataset=office")
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = val
     return out
 
 # %% ../nbs/90_cli.ipynb #9281035d
@@ -41,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--kcore", type=int, default=0)
     sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for p in (dp, sp):
-        p.add_argument("--data-dir", help="the folder holding the real data (default: $LWA_DATA_DIR, else ../shared/data)")
+        p.add_argument("--data-dir",
+                       help="the folder holding the real data (default: $LWA_DATA_DIR, else ../shared/data)")
     rp = sub.add_parser("recommend", help="top-k items for one history (a folder from lwa.compress.save_recommender)")
     rp.add_argument("folder")
     rp.add_argument("--history", nargs="+", required=True, metavar="ID", help="item ids or exact titles, oldest first")
@@ -54,7 +58,8 @@ _TEXT = ("html_entities", "control_chars", "long_titles")
 
 def _repairs(info: dict) -> dict:
     "What reading a dataset dropped and repaired: {name: (count, what)}."
-    out = {k: (info[k], k.replace("_", " ")) for k in ("dropped_untitled_items", "dropped_untitled_interactions") if k in info}
+    out = {k: (info[k], k.replace("_", " ")) for k in ("dropped_untitled_items", "dropped_untitled_interactions")
+           if k in info}
     for k, n in info.get("repairs", {}).items():
         note = " [counted, not applied: read as committed]" if k in _TEXT and not info.get("clean_text", True) else ""
         note = f" [policy duplicates={info.get('duplicates')!r}]" if k == "duplicate_pairs" else note
@@ -67,7 +72,8 @@ def _stats(a) -> str:
     ds = load_dataset(a.name, a.data_dir)
     st, rep = data_stats(kcore(ds, a.kcore)), _repairs(ds.info)
     if a.json:
-        return json.dumps([dict(st.iloc[0].to_dict(), repairs={k: n for k, (n, _) in rep.items()})], indent=2, default=str)
+        return json.dumps([dict(st.iloc[0].to_dict(), repairs={k: n for k, (n, _) in rep.items()})],
+                          indent=2, default=str)
     lines = [f"{k:30s} {n:>7,}  {what}" for k, (n, what) in rep.items()]
     return st.T.to_string(header=False) + ("\nread with these repairs and drops:\n" + "\n".join(lines) if lines else "")
 
