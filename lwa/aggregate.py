@@ -207,12 +207,14 @@ def reaggregate(
 ) -> Path:
     "A finished run's tables from its per-user files (no model, nothing trained): a new run `aggregate/{exp}-{id}-*`."
     src = Path(run) if Path(run).is_dir() else Path(root or results_root()) / experiment / run
-    if not (src / "DONE").is_file(): raise FileNotFoundError(f"{src}: no finished {experiment} run there")
+    if not (src / "DONE").is_file():
+        raise FileNotFoundError(f"{src}: no finished {experiment} run there")
     t0 = time.time()
     ev = _settings(json.loads((src / "config.json").read_text()), n_boot, ci, test)
     agg, conf, m, prov = _aggregate_run(experiment, src, ev, out or root)
     ev, note = Profile.from_dict(agg.config["profile"]).eval, dict(source_run=src.name, source_experiment=experiment)
-    if agg.done: return _redraw(experiment, agg.path, fig_dir)
+    if agg.done:
+        return _redraw(experiment, agg.path, fig_dir)
     if experiment == "exp_distill":
         table, sig = distill_tables(load_distill_run(src, root), ev, root)
         keep = {k: m[k] for k in ("info", "speed", "figure", "processes", "accelerate_config") if k in m}
@@ -229,7 +231,8 @@ def reaggregate(
         atomic_write_csv(agg.path / "summary.csv", table)
         meta = dict(metrics, **note, aggregate_s=time.time() - t0)
         agg.finish(meta, seed=conf["seed"], data_checksum=prov["data_checksum"])
-    else: raise ValueError(f"experiment: must be exp_distill, exp_weights or exp_teacher, got {experiment!r}")
+    else:
+        raise ValueError(f"experiment: must be exp_distill, exp_weights or exp_teacher, got {experiment!r}")
     return _redraw(experiment, agg.path, fig_dir)
 
 def _redraw(experiment: str, path: Path, fig_dir=None) -> Path:
@@ -241,8 +244,10 @@ def _redraw(experiment: str, path: Path, fig_dir=None) -> Path:
 
 def aggregate_of(experiment: str, run_path, root=None) -> Path | None:
     "The newest finished re-aggregation of the run at `run_path`, or None."
-    try: return find_run("aggregate", f"{experiment}-{Path(run_path).name}-", root=root)
-    except FileNotFoundError: return None
+    try:
+        return find_run("aggregate", f"{experiment}-{Path(run_path).name}-", root=root)
+    except FileNotFoundError:
+        return None
 
 # %% ../nbs/07a_aggregate.ipynb #b513aabc
 _NOT_IDENTITY = ("n_boot", "ci", "test")  # EvalCfg fields that `lwa.distill.unit_profile` leaves out
@@ -253,20 +258,24 @@ def rekey_units(root=None, dry_run: bool = False) -> list:
     moved = []
     for p, conf in _units_index(root, "*"):
         ev = conf["profile"]["eval"]
-        if not set(_NOT_IDENTITY) & set(ev): continue
+        if not set(_NOT_IDENTITY) & set(ev):
+            continue
         ev = {k: v for k, v in ev.items() if k not in _NOT_IDENTITY}
         new_conf = dict(conf, profile=dict(conf["profile"], eval=ev))
         new = p.with_name(f"{p.name.rsplit('-', 1)[0]}-{sha256_json(new_conf)[:8]}")
-        if new.exists(): raise FileExistsError(f"{p.name}: its new key {new.name} is taken; compare the units by hand")
+        if new.exists():
+            raise FileExistsError(f"{p.name}: its new key {new.name} is taken; compare the units by hand")
         moved.append((p.name, new.name))
-        if dry_run: continue
+        if dry_run:
+            continue
         p.rename(new)
         prov, met = (json.loads((new / f).read_text()) for f in ("provenance.json", "metrics.json"))
         old = {k: prov.pop(k) for k in ("rekeyed_from", "rekeyed_at", "rekey_reason") if k in prov}
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         why = "unit identity no longer includes eval.n_boot, eval.ci, eval.test (distill.unit_profile)"
         prov.update(run_id=new.name, rekeyed_from=p.name, rekeyed_at=now, rekey_reason=why)
-        if old: prov["earlier_rekeys"] = prov.get("earlier_rekeys", []) + [old]
+        if old:
+            prov["earlier_rekeys"] = prov.get("earlier_rekeys", []) + [old]
         atomic_write_json(new / "config.json", new_conf)
         atomic_write_json(new / "metrics.json", dict(met, run_id=new.name) if "run_id" in met else met)
         atomic_write_json(new / "provenance.json", prov)
@@ -281,7 +290,9 @@ def bench_aggregate(run, root=None, out=None, repeat: int = 3) -> dict:
     load_s, ev = time.time() - t0, _settings(json.loads((src / "config.json").read_text()))
     times = []
     for _ in range(repeat):
-        t = time.time(); table, sig = distill_tables(results, ev, root); times.append(time.time() - t)
+        t = time.time()
+        table, sig = distill_tables(results, ev, root)
+        times.append(time.time() - t)
     per = [p for d in results.values() for v in d.values() for _, p in v]
     res = dict(source_run=src.name, n_boot=ev.n_boot, test=ev.test, datasets=len(results),
                systems=sum(map(len, results.values())),
@@ -299,17 +310,21 @@ def main(argv=None):
     ap.add_argument("what", choices=["exp_distill", "exp_weights", "exp_teacher", "rekey", "bench"])
     ap.add_argument("run", nargs="?", help="the source run id (or folder)")
     ap.add_argument("--root", default=None, help="results folder (default: results/)")
-    ap.add_argument("--n-boot", type=int, default=None); ap.add_argument("--ci", type=float, default=None)
-    ap.add_argument("--test", default=None); ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--n-boot", type=int, default=None)
+    ap.add_argument("--ci", type=float, default=None)
+    ap.add_argument("--test", default=None)
+    ap.add_argument("--dry-run", action="store_true")
     a = ap.parse_args(argv)
     if a.what == "rekey":
         moved = rekey_units(a.root, a.dry_run)
         return print("\n".join(f"{o} -> {n}" for o, n in moved) or "nothing to re-key")
-    if a.run is None: ap.error(f"{a.what}: name the source run")
+    if a.run is None:
+        ap.error(f"{a.what}: name the source run")
     if a.what == "bench":
         return print(json.dumps({k: v for k, v in bench_aggregate(a.run, a.root).items() if k != "provenance"}))
     print(reaggregate(a.what, a.run, a.root, n_boot=a.n_boot, ci=a.ci, test=a.test))
 
 # %% ../nbs/07a_aggregate.ipynb #c6e3fd25
 #| eval: false
-if __name__ == "__main__": main()
+if __name__ == "__main__":
+    main()
