@@ -155,7 +155,7 @@ PER_DATASET_BENCHMARKS = ("frontier",)  # run on each of the paper's datasets, s
 FRONTIER_PROFILES = ("paper",)  # bench_frontier is in their reproduce plan (CPU timings of converged students: hours)
 
 def bench_file(kind: str, profile: str, dataset: str) -> str:
-    "`bench_{kind}`'s file in results/bench/: `{kind}-{profile}-{dataset}.json`; `{kind}.json` for a one-dataset paper one."
+    "`bench_{kind}`'s results/bench/ file: `{kind}-{profile}-{dataset}.json`, `{kind}.json` for a one-dataset paper."
     from lwa.data import dataset_slug
     one = profile == "paper" and kind not in PER_DATASET_BENCHMARKS
     return f"{kind}.json" if one else f"{kind}-{profile}-{dataset_slug(dataset)}.json"

@@ -111,7 +111,8 @@ def _copy_run(run: Path, dest_root: Path) -> Path:
         (dest / "teacher").symlink_to((run / "teacher").resolve(), target_is_directory=True)
     return dest
 
-def _has_weights(run: Path | None) -> bool: return run is not None and (run / "teacher" / "model.safetensors").is_file()
+def _has_weights(run: Path | None) -> bool:
+    return run is not None and (run / "teacher" / "model.safetensors").is_file()
 
 def _provide_teacher(profile: dict, scratch: Path, src: Path, cwd: Path, log) -> Path | None:
     "Put the teacher of `profile` in `scratch`: linked from `src` where it has weights, else re-trained by exp_teacher."
