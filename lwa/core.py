@@ -256,8 +256,9 @@ class Run:
 
 # %% ../nbs/00_core.ipynb #b677d087
 def find_run(experiment: str, prefix: str, root=None, notebook: str | None = None, where=None) -> Path:
-    "The newest finished run folder of `experiment` whose id starts with `prefix` (given `where`, one for which"
-    " `where(folder)` holds): by the time its DONE marker records (a clone gives every file one age), then by its age."
+    ("The newest finished run folder of `experiment` whose id starts with `prefix` (given `where`, one for which"
+     " `where(folder)` holds): by the time its DONE marker records (a clone gives every file one age),"
+     " then by its age.")
     base = Path(root or results_root()) / experiment
     done = [p for p in base.glob(f"{prefix}*") if (p / "DONE").is_file() and (where is None or where(p))]
     done.sort(key=lambda p: ((p / "DONE").read_text().strip(), (p / "DONE").stat().st_mtime))

@@ -9,7 +9,6 @@ __all__ = ['ITEM_COLUMNS', 'DataError', 'SeqDataset', 'synthetic_dataset', 'kcor
            'data_dir', 'RealData', 'dataset_files', 'dataset_slug', 'load_dataset', 'load_data']
 
 # %% ../nbs/01_data.ipynb #bf6c8f63
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -93,8 +93,9 @@ def teacher_settings(profile: dict | None) -> dict | None:
     return dict(data={**d["data"], "dataset": dataset_slug(d["data"]["dataset"])}, train=d["train"])
 
 def teacher_run(cfg, seed: int = 0, root=None) -> Path:
-    "The newest finished exp_teacher run of `cfg`'s teacher trained with `cfg`'s data and training settings (one of"
-    " other settings, under the same name, is passed over); FileNotFoundError, saying what to run, when there is none."
+    ("The newest finished exp_teacher run of `cfg`'s teacher trained with `cfg`'s data and training settings (one of"
+     " other settings, under the same name, is passed over); FileNotFoundError, saying what to run,"
+     " when there is none.")
     import json
     from lwa.core import find_run
     want = teacher_settings(cfg.to_dict())
