@@ -79,9 +79,13 @@ def test_two_processes_train_like_one(tmp_path):
     assert a["world"] == 2 and one["world"] == 1
     assert a["loss"] == b["loss"] and a["weights"] == b["weights"]  # the replicas stay identical
     assert len(a["train_losses"]) == len(one["train_losses"]) == 4  # the same number of steps of the same global batch
-    np.testing.assert_allclose(a["train_losses"], one["train_losses"], rtol=1e-5)
-    np.testing.assert_allclose(a["loss"], one["loss"], rtol=1e-5)
-    for wa, wo in zip(a["weights"], one["weights"]): np.testing.assert_allclose(wa, wo, rtol=1e-4, atol=1e-6)
+    # The two runs sum the same gradients in another order; AdamW divides each gradient by its running size, so for weights
+    # whose gradients are near zero that float noise becomes a visible part of a step (seen on one 2-core machine: losses
+    # 4e-5 apart in relative terms, weights up to 1.4e-4 apart after 4 steps of lr 3e-3, a step moving a weight by up to 3e-3).
+    # A lost half batch changes the mean loss of the first step itself; unsynchronised replicas fail the check above.
+    np.testing.assert_allclose(a["train_losses"], one["train_losses"], rtol=2e-4)
+    np.testing.assert_allclose(a["loss"], one["loss"], rtol=2e-4)
+    for wa, wo in zip(a["weights"], one["weights"]): np.testing.assert_allclose(wa, wo, rtol=0, atol=6e-4)
 
 
 def test_bench_distill_tiny_writes_its_ratios(tmp_path):
