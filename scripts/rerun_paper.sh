@@ -7,7 +7,7 @@
 #   5. exp_weights on Office; 6. the benchmarks; 7. the compression frontier with its depth sweep (2, 4, 6, 10 blocks).
 # It takes far longer than one sitting (see the README's budget): run it in the background, and again after a kill:
 # every step resumes (finished runs and units are read back), a teacher already trained with the profile's settings is kept
-# (not scored again; where only its weights are missing, exp_teacher trains them again into the same run), and a stage that finished is skipped (its mark is in .cache/rerun_paper/; name the stage to run it
+# (not scored again; where its weights are missing, exp_teacher trains and scores it again as a new run), and a stage that finished is skipped (its mark is in .cache/rerun_paper/; name the stage to run it
 # again). Pin and build the paper afterwards:
 #   python -m lwa.reproduce --profile paper --pin
 # Usage: nohup scripts/rerun_paper.sh [STAGE ...] > .cache/rerun.log 2>&1 &   (stages 1-7; default: all, in order)
@@ -20,7 +20,7 @@ export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 say() { echo "$(date -u +%FT%TZ) rerun_paper: $*"; }
 repro() { $PY -m lwa.reproduce --profile paper --force --only "$@"; }  # --force: past the committed runs of older code
 has_teacher() {  # whether dataset $1 has a finished exp_teacher run trained with the paper profile's settings, weights included
-  # (a fresh clone has the run's results but not its weights: exp_teacher then trains them again into the same run, resuming)
+  # (a fresh clone has the run's results but not its weights: exp_teacher then trains and scores a new run, retrained_from it)
   $PY -c "import sys; from lwa.core import get_profile; from lwa.models import teacher_run
 try: sys.exit(not (teacher_run(get_profile('paper', {'data.dataset': sys.argv[1]})) / 'teacher' / 'model.safetensors').is_file())
 except FileNotFoundError: sys.exit(1)" "$1"
