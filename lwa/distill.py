@@ -27,7 +27,7 @@ from .kd import DistillError, distill, model_digest
 from .methods import BUILTIN_METHODS, get_method, method_digest, needs_fisher
 from .models import cache_dir
 from .recommender import LlmRecommender, PadCollator, PromptDataset, evaluate, last_checkpoint
-from .sequences import train_windows
+from .sequences import teacher_windows, train_windows
 
 # %% ../nbs/07_distill.ipynb #b66e5f5e
 from .launch import _value, check_launch, launch_command, launch_unit
@@ -61,7 +61,7 @@ def teacher_for(cfg, ds, sp, seed: int = 0, root=None):
             lm, tok = load_teacher(cfg.model.teacher, cfg.model.dtype, cfg.model.device, cfg.model.trust_remote_code,
                                    seed=seed)
             prompter = Prompter(tok, ds.items.title.tolist(), cfg.data.max_title_tokens, cfg.data.max_history)
-            w = train_windows(sp, prompter.kept)
+            w = teacher_windows(cfg, ds, sp, prompter.kept, seed)
             rec, _ = train_recommender(from_lm(lm, prompter.titles), w, prompter, cfg.train,
                                        tdir.with_name(tdir.name + ".work"), seed=seed, valid=sp.valid)
             rec.save_pretrained(tdir)

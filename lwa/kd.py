@@ -206,6 +206,8 @@ class DistillationTrainer(RecTrainer):
             x = LossInputs(p, w, labels[sel], sel, mask, s, t, to_t, self.teacher)
             terms.update({k: term.weight * term.fn(x) for k, term in p.terms.items()})
         loss = sum(terms.values())
+        if self.args.world_size > 1 and getattr(stu, "to_teacher", None) is not None:
+            loss = loss + 0.0 * stu.to_teacher.weight.sum()  # DDP (no unused-parameter search) needs it in every step
         if not torch.isfinite(loss):
             raise DistillError(f"{p.method}: the loss is {loss.item()} at step {self.state.global_step} (terms: "
                                f"{ {k: float(v) for k, v in terms.items()} }); the last good checkpoint is "
@@ -257,7 +259,11 @@ def distill(
     mode = "spread" if m.layers == "fisher" else "top"
     layers = select_layers(n_t, k) if m.layers == "uniform" else fisher_layers(fisher, k, mode)
     plan = make_plan(method, cfg, layers, n_t, fisher, beta)
-    student = student_of(teacher, strategy=layers, hidden_size=cfg.student_hidden)
+    with torch.random.fork_rng():  # a narrow student's fresh blocks: drawn from the unit's seed, whatever ran before
+        torch.manual_seed(seed)
+        student = student_of(teacher, strategy=layers, hidden_size=cfg.student_hidden)
+    if getattr(student, "to_teacher", None) is not None:  # used in the loss, outside DDP's forward (see compute_loss)
+        args.setdefault("ddp_find_unused_parameters", False)
     w = as_windows(train, prompter).subset(cfg.max_train_examples, seed)
     bf16 = use_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu")
     other = cache is not None and cache.meta.get("prompts") != _prompts_digest(WindowDataset(w, prompter))

@@ -41,8 +41,8 @@ def launch_command(cfg, dataset: str, method: str, seed: int, num_processes: int
     "The `accelerate launch -m lwa.distill ...` command training one unit of `cfg` under `num_processes` processes."
     import sys
     from lwa.config import get_profile
-    base = _flat(get_profile(cfg.name).to_dict())
-    sets = [f"{k}={json.dumps(v)}" for k, v in _flat(cfg.to_dict()).items()
+    base = _flat(get_profile(cfg.name).to_dict(full=True))
+    sets = [f"{k}={json.dumps(v)}" for k, v in _flat(cfg.to_dict(full=True)).items()
             if json.dumps(v) != json.dumps(base.get(k))]
     la = [sys.executable, "-m", "accelerate.commands.launch"]
     la += (["--config_file", str(accelerate_config)] if accelerate_config

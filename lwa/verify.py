@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import EXP_PARAMS, get_profile
+from .config import EXP_PARAMS, LATE, LEGACY, get_profile
 from .core import project_root, quiet_env, results_root
 from .data import dataset_slug
 from .reproduce import _complaints, _environ, _first_line, _newest, kernel_env
@@ -60,7 +60,9 @@ def _flat(d: dict, pre: str = "") -> dict:
 
 def profile_overrides(profile: dict, drop=("seeds", "distill.betas", "description")) -> dict:
     "The dotted overrides that turn today's named profile into the recorded `profile` dict (`drop` aside)."
-    now, rec = _flat(get_profile(profile["name"]).to_dict()), _flat(profile)
+    now = _flat(get_profile(profile["name"]).to_dict(full=True))
+    late = {f"{s}.{f}": LEGACY[s][f] for s, fs in LATE.items() for f in fs}  # recorded only off these values
+    rec = {**late, **_flat(profile)}
     same = lambda k, v: now.get(k) == v or (isinstance(v, list) and tuple(v) == now.get(k))
     return {k: v for k, v in rec.items() if k not in drop and not same(k, v)}
 
