@@ -283,7 +283,7 @@ PROFILES = {
         "tiny", "Synthetic data and a small random Llama: runs on a CPU in minutes (tests, CI, the default run).",
         data=DataCfg(dataset="synthetic", n_users=300, n_items=120, max_history=10, max_title_tokens=12, n_neg=49),
         model=ModelCfg(teacher="tiny", student_layers=2),
-        train=TrainCfg(epochs=30.0, batch_size=32, lr=3e-3, evals_per_epoch=1, patience=3),
+        train=TrainCfg(epochs=30.0, batch_size=32, lr=3e-3, evals_per_epoch=1, patience=3, pretrain_users=600),
         eval=EvalCfg(n_boot=500), distill=DistillCfg(epochs=3.0, batch_size=32, lr=3e-3, betas=(0.0, 1.0, 4.0)),
         seeds=(0,)),
     "paper": lambda: Profile(

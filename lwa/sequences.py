@@ -7,6 +7,7 @@ __all__ = ['Windows', 'readout_windows', 'train_windows', 'example_windows', 'pr
            'PromptDataset', 'WindowDataset', 'prompt_lengths', 'length_batches', 'length_loader', 'padding_ratio']
 
 # %% ../nbs/03a_sequences.ipynb #4d4b64a4
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +93,7 @@ def pretrain_windows(ds, data, n_users: int, kept) -> Windows:
     info = ds.info
     if not info.get("synthetic"):
         raise ConfigError(f"TrainCfg.pretrain_users: {ds.name} is not synthetic data (a real teacher's extra users are "
-                          "its pretraining); set it to 0 for this dataset")
+                          "its pretraining); use teacher_windows, which warns and leaves them out")
     gen = synthetic_dataset(data.n_users + n_users, data.n_items, info["markov"], info["mean_len"], info["seed"])
     pos = {iid: j for j, iid in enumerate(ds.items.item_id)}
     ids = gen.items.item_id.to_numpy()
@@ -103,7 +104,11 @@ def pretrain_windows(ds, data, n_users: int, kept) -> Windows:
 def teacher_windows(cfg, ds, split, kept, seed: int = 0) -> Windows:
     "The teacher's training windows: every training user's, plus `cfg.train.pretrain_users` more generated users."
     w = train_windows(split, kept)
-    if cfg.train.pretrain_users:
+    if cfg.train.pretrain_users and not ds.info.get("synthetic"):
+        warnings.warn(f"TrainCfg.pretrain_users={cfg.train.pretrain_users} does nothing on {ds.name}: it is not "
+                      "synthetic data, and a real teacher's extra knowledge is its pretraining; the teacher trains on "
+                      "the training users only")
+    elif cfg.train.pretrain_users:
         e = pretrain_windows(ds, cfg.data, cfg.train.pretrain_users, kept)
         w = Windows(np.concatenate([w.users, e.users]), w.items + e.items, w.targets + e.targets)
     return w.subset(cfg.train.max_train_examples, seed)

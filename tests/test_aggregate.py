@@ -84,7 +84,7 @@ def test_the_committed_aggregates_are_what_the_code_gives(tmp_path):
 def test_a_new_n_boot_trains_nothing_and_the_notebook_agrees_with_its_reaggregation(tmp_path, monkeypatch):
     "Tiny: exp_distill's tables equal its re-aggregation; a sweep with another n_boot, ci, test finds every unit."
     import lwa.distill as LD
-    env = dict(os.environ, LWA_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the session's cache: its tiny teacher
     res = tmp_path / "res"
     cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_distill.ipynb"), str(tmp_path / "d.ipynb"),
            "-p", "out_dir", str(res), "-p", "fig_dir", str(tmp_path / "fig"),
@@ -95,7 +95,6 @@ def test_a_new_n_boot_trains_nothing_and_the_notebook_agrees_with_its_reaggregat
     same = reaggregate("exp_distill", run, res)  # tiny's settings, as the notebook used them
     for f in ("main_table.csv", "significance.csv"): _frames_equal(run, same, f)
     units, done = sorted(p.name for p in (res / "distill").iterdir()), (run / "DONE").stat().st_mtime_ns
-    monkeypatch.setenv("LWA_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(LD, "distill", lambda *a, **k: pytest.fail("a changed n_boot must not train a unit"))
     cfg = get_profile("tiny", {"eval.n_boot": 2000, "eval.ci": 0.9, "eval.test": "users", "seeds": [0, 1]})
     D = LD.sweep_data(cfg, "synthetic", fisher=True, root=res)

@@ -16,7 +16,7 @@ NB = ROOT / "nbs" / "bench_frontier.ipynb"
 
 
 def _papermill(tmp, *args):
-    env = dict(os.environ, OMP_NUM_THREADS="1", LWA_CACHE=str(tmp / "cache"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the session's cache: its tiny teacher
     cmd = [str(BIN / "papermill"), str(NB), str(tmp / "out.ipynb"), "-p", "out_dir", str(tmp / "res"), "-p", "out_file",
            str(tmp / "frontier.json"), "-p", "fig_dir", str(tmp / "fig"), *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1800)
@@ -74,13 +74,12 @@ def test_the_paper_shows_the_measured_frontier(bench, tmp_path):
     assert pdf_text(pdf) == pdf_text(tmp / "fig" / "frontier_tiny_synthetic.pdf") and printed_pt(pdf, TEXT_PT) >= 7
 
 
-def test_a_unit_without_weights_is_trained_again_to_the_same_student(bench, monkeypatch):
+def test_a_unit_without_weights_is_trained_again_to_the_same_student(bench):
     import torch
     from lwa.config import get_profile
     from lwa.distill import sweep_data
     from lwa.frontier import unit_student
     tmp, _ = bench
-    monkeypatch.setenv("LWA_CACHE", str(tmp / "cache"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the notebook trained it (OMP_NUM_THREADS=1): a unit is the same bytes at the same thread count
     try:

@@ -72,13 +72,13 @@ def _unit(clone, cache) -> str:
     return run_id
 
 
-def test_the_same_unit_from_two_clones_in_different_folders_is_found_finished(tmp_path):
+def test_the_same_unit_from_two_clones_in_different_folders_is_found_finished(tmp_path, lwa_cache):
     "A unit made in one clone and copied into a clone elsewhere is finished there: its identity holds no path."
     one = _clone(tmp_path / "one" / "lwa")
-    a = _unit(one, tmp_path / "cache")  # one cache (keyed by content): the tiny teacher trains once
+    a = _unit(one, lwa_cache)  # one cache (keyed by content): the tiny teacher trains once
     unit = one / "results" / "distill" / a
     done = (unit / "DONE").read_text()
     two = _clone(tmp_path / "elsewhere" / "deeper" / "checkout")
     shutil.copytree(unit, two / "results" / "distill" / a)
-    assert _unit(two, tmp_path / "cache") == a, "the second clone computed another identity for the same unit"
+    assert _unit(two, lwa_cache) == a, "the second clone computed another identity for the same unit"
     assert (two / "results" / "distill" / a / "DONE").read_text() == done, "the copied unit was trained again"
