@@ -1,5 +1,7 @@
 "Shared fixtures: the checkout, the shared real data (tests that need it skip, saying so, when it is absent)."
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +24,25 @@ def lwa_cache(tmp_path_factory):
     yield path
     if before is None: os.environ.pop("LWA_CACHE")
     else: os.environ["LWA_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def teacher_tree(tmp_path_factory):
+    """`exp_teacher` on tiny under papermill, once per session and on one thread (as `make verify` re-trains it): a folder
+    with `res/` (the run, the throughput benchmark) and `fig/`. Tests add to a copy of it (`copy_teacher_tree`), never to it."""
+    t = tmp_path_factory.mktemp("teacher")
+    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_teacher.ipynb"), str(t / "t.ipynb"),
+           "-p", "out_dir", str(t / "res"), "-p", "fig_dir", str(t / "fig"), "-p", "verbal_users", "40"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return t
+
+
+def copy_teacher_tree(tree, dest):
+    "The session's tiny `exp_teacher` results and figures copied into `dest/res` and `dest/fig`: (res, fig)."
+    for d in ("res", "fig"): shutil.copytree(tree / d, dest / d, dirs_exist_ok=True)
+    return dest / "res", dest / "fig"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 "Bad input gets a clear error naming the file, line and field, and nothing is half-loaded or half-written."
 import json
-from pathlib import Path
 
 import pytest
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, copy_teacher_tree
 from lwa.config import ConfigError, TrainCfg
 from lwa.data import leave_one_out, synthetic_dataset
 from lwa.models import CheckpointError, block_params, load_teacher, make_student, param_counts, resolve_teacher
@@ -55,11 +55,8 @@ def test_training_resumes_from_its_checkpoint(tiny, tmp_path):
     np.testing.assert_allclose(score_items(a, sp.test, pr), score_items(b, sp.test, pr), atol=1e-5)
 
 
-def test_exp_teacher_then_exp_fisher_on_tiny(tmp_path):
-    cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_teacher.ipynb"), str(tmp_path / "out.ipynb"),
-           "-p", "out_dir", str(tmp_path / "res"), "-p", "fig_dir", str(tmp_path / "fig"), "-p", "verbal_users", "40"]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+def test_exp_teacher_then_exp_fisher_on_tiny(tmp_path, teacher_tree):
+    copy_teacher_tree(teacher_tree, tmp_path)  # exp_teacher under papermill: the session's run
     (run,) = (tmp_path / "res" / "exp_teacher").iterdir()
     m = json.loads((run / "metrics.json").read_text())
     systems = {k.split("|")[0] for k in m["summary"]}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, copy_teacher_tree
 from lwa.book import stage_book
 from lwa.manuscript import generate
 from lwa.paper import MissingResultError
@@ -22,14 +22,13 @@ def _pm(env, nb, out, *args):
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
+def tree(tmp_path_factory, teacher_tree):
     "Tiny runs of the five experiment notebooks the paper reads, in a tmp results tree (a few minutes on 2 cores)."
     t = tmp_path_factory.mktemp("paper")
-    res, fig = t / "res", t / "fig"
+    res, fig = copy_teacher_tree(teacher_tree, t)  # exp_teacher's run: the session's
     env = dict(os.environ, LWA_CACHE=str(t / "cache"), OMP_NUM_THREADS="1")
     io = ["-p", "out_dir", str(res), "-p", "fig_dir", str(fig)]
     _pm(env, "exp_popularity", t / "pop.ipynb", "-p", "out_dir", str(res))
-    _pm(env, "exp_teacher", t / "t.ipynb", *io, "-p", "verbal_users", "40")
     _pm(env, "exp_fisher", t / "f.ipynb", *io, "-p", "n_fisher", "32", "-p", "n_ablation", "40")
     _pm(env, "exp_distill", t / "d.ipynb", *io, "-y", "methods: [nokd, uniform, fisher]")
     _pm(env, "exp_weights", t / "w.ipynb", *io, "-y", "{strategies: [uniform, fisher, fisher_semantic], selections: [fisher_select]}")

@@ -90,7 +90,7 @@ def test_the_provenance_page_names_the_source_of_every_number(tmp_path):
         for t in tables: assert f"`tab_{t}`" in section
     for s in P.sources:
         assert s.path.name in page and s.commit != "unknown", s.path
-        assert not s.stale or f"STALE" in page, f"{s.run_id} was computed at lwa {s.lwa_version} and the page does not say so"
+        assert not s.stale or "STALE" in page, f"{s.run_id} was computed at lwa {s.lwa_version} and the page does not say so"
 
 
 def test_the_readme_headline_table_is_the_committed_results(tmp_path):

@@ -7,21 +7,17 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import ROOT, copy_teacher_tree
 
 RUN = dict(capture_output=True, text=True, cwd=ROOT, timeout=1800)
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    "A results folder with a tiny teacher run and one distillation unit, as `make reproduce` leaves them (minutes)."
+def tree(tmp_path_factory, teacher_tree):
+    "A results folder with a tiny teacher run (the session's) and one distillation unit, as `make reproduce` leaves them."
     t = tmp_path_factory.mktemp("verify")
-    res = t / "res"
+    res, _ = copy_teacher_tree(teacher_tree, t)
     env = dict(os.environ, LWA_CACHE=str(t / "cache"), OMP_NUM_THREADS="1", TQDM_DISABLE="1")
-    nb = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_teacher.ipynb"), str(t / "t.ipynb"),
-          "-p", "out_dir", str(res), "-p", "fig_dir", str(t / "fig"), "-p", "verbal_users", "40"]
-    r = subprocess.run(nb, env=env, **RUN)
-    assert r.returncode == 0, r.stderr[-3000:]
     unit = ["--profile", "tiny", "--dataset", "synthetic", "--method", "uniform", "--seed", "0", "--root", str(res)]
     r = subprocess.run([sys.executable, "-m", "lwa.distill", *unit], env=env, **RUN)
     assert r.returncode == 0, r.stderr[-3000:]
