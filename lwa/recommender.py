@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['LlmRecConfig', 'RecOutput', 'LlmRecommender', 'from_lm', 'load_recommender', 'student_of', 'autocast', 'score_items',
-           'evaluate', 'last_checkpoint', 'freeze_below', 'training_args', 'RecTrainer', 'ValidationNdcg',
-           'validation_rows', 'as_windows', 'train_recommender', 'step_times', 'validation_curve', 'id_recommender',
-           'PROMPT_HEAD', 'PROMPT_ITEM', 'PROMPT_END', 'VERBALIZER_QUESTION', 'VERBALIZER_ANSWER', 'Prompter',
-           'IdPrompter', 'verbalizer_scores']
+           'evaluate', 'last_checkpoint', 'freeze_below', 'training_args', 'RecTrainer', 'TimedCheckpoint',
+           'ValidationNdcg', 'validation_rows', 'as_windows', 'train_recommender', 'step_times', 'validation_curve',
+           'id_recommender', 'PROMPT_HEAD', 'PROMPT_ITEM', 'PROMPT_END', 'VERBALIZER_QUESTION', 'VERBALIZER_ANSWER',
+           'Prompter', 'IdPrompter', 'verbalizer_scores']
 
 # %% ../nbs/04_recommender.ipynb #7b47181c
 from dataclasses import dataclass
 from pathlib import Path
 
+import time
 from contextlib import nullcontext
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import (EarlyStoppingCallback, LlamaConfig, LlamaModel, PretrainedConfig, PreTrainedModel, Trainer,
-                          TrainingArguments)
+                          TrainerCallback, TrainingArguments)
 from transformers.modeling_outputs import ModelOutput
 
 from .config import ConfigError, TrainCfg, use_bf16
@@ -286,6 +287,21 @@ class RecTrainer(Trainer):
         G = a.per_device_train_batch_size * a.world_size * a.gradient_accumulation_steps
         return LengthGroupedSampler(G, lengths=ds.lengths)
 
+class TimedCheckpoint(TrainerCallback):
+    "A resumable checkpoint at least every `seconds` of training, also between validations: a kill loses less."
+    def __init__(self, seconds: float):
+        self.seconds, self.last = seconds, time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.last = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kw):
+        if time.monotonic() - self.last >= self.seconds:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kw):
+        self.last = time.monotonic()
+
 class ValidationNdcg:
     "`compute_metrics` for the `Trainer`: full-ranking N@10 and HR@10 of validation rows, histories excluded."
     def __init__(self, valid: Examples):
@@ -317,6 +333,7 @@ def train_recommender(
     valid: Examples | None = None,  # validation examples: N@10 selects the best checkpoint (cfg.valid_users of them)
     resume: bool = True,
     save_steps: int = 200,  # checkpoint interval without validation
+    checkpoint_s: float | None = 1800.0,  # and a checkpoint at least this often (seconds of training); None: no more
     callbacks=(),
     trainer_cls=None,  # a RecTrainer subclass (distillation passes its own)
     trainer_kw: dict | None = None,  # its extra keywords
@@ -331,7 +348,7 @@ def train_recommender(
         freeze_below(model, cfg.train_top_layers)
     m = _lora(model, cfg.lora_r) if cfg.lora_r > 0 else model
     ev = dict(eval_dataset=None)
-    cbs = list(callbacks)
+    cbs = list(callbacks) + ([TimedCheckpoint(checkpoint_s)] if checkpoint_s is not None else [])
     if valid is not None:
         v, vds = validation_rows(valid, prompter, cfg.valid_users, seed=0)
         ev = dict(eval_dataset=vds, compute_metrics=ValidationNdcg(v))
@@ -348,7 +365,6 @@ def train_recommender(
 
 def step_times(model, batches: list, bf16: bool = False, lr: float = 1e-5) -> list:
     "Seconds of one training step (forward, loss, backward, AdamW) on each of `batches`: for throughput benchmarks."
-    import time
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     out = []
