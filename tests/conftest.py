@@ -17,8 +17,9 @@ needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data absent: {D
 @pytest.fixture(scope="session", autouse=True)
 def lwa_cache(tmp_path_factory):
     """One LWA_CACHE for the session (never the checkout's .cache): a cached teacher is keyed by its settings and the data's
-    checksum, and its training is seeded, so the tiny teacher is fine-tuned once per session, not once per test. Tests of the
-    cache itself, and of two independent runs, pass a cache of their own."""
+    checksum, and its training is seeded, so a tiny teacher is fine-tuned at most once per session, not once per test (the
+    sweeps' tests find the session's exp_teacher run instead: `tiny_res`). Tests of the cache itself, and of two independent
+    runs, pass a cache of their own."""
     path, before = tmp_path_factory.mktemp("lwa_cache"), os.environ.get("LWA_CACHE")
     os.environ["LWA_CACHE"] = str(path)
     yield path
@@ -43,6 +44,13 @@ def copy_teacher_tree(tree, dest):
     "The session's tiny `exp_teacher` results and figures copied into `dest/res` and `dest/fig`: (res, fig)."
     for d in ("res", "fig"): shutil.copytree(tree / d, dest / d, dirs_exist_ok=True)
     return dest / "res", dest / "fig"
+
+
+@pytest.fixture
+def tiny_res(teacher_tree, tmp_path):
+    """A results folder holding (a copy of) the session's tiny `exp_teacher` run: a notebook given it as `out_dir`, or code
+    run with it as `LWA_RESULTS`, distils from that teacher, as after `make reproduce`, and fine-tunes no teacher of its own."""
+    return copy_teacher_tree(teacher_tree, tmp_path / "tree")[0]
 
 
 @pytest.fixture(scope="session")

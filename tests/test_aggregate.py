@@ -81,11 +81,11 @@ def test_the_committed_aggregates_are_what_the_code_gives(tmp_path):
     assert all(v["p_value"] >= 2 / 20001 and v["test"] == "users (1 seed)" for v in pairs)  # add-one: no p of 0
 
 
-def test_a_new_n_boot_trains_nothing_and_the_notebook_agrees_with_its_reaggregation(tmp_path, monkeypatch):
+def test_a_new_n_boot_trains_nothing_and_the_notebook_agrees_with_its_reaggregation(tmp_path, tiny_res, monkeypatch):
     "Tiny: exp_distill's tables equal its re-aggregation; a sweep with another n_boot, ci, test finds every unit."
     import lwa.distill as LD
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # the session's cache: its tiny teacher
-    res = tmp_path / "res"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = tiny_res  # the session's exp_teacher run: its teacher
     cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_distill.ipynb"), str(tmp_path / "d.ipynb"),
            "-p", "out_dir", str(res), "-p", "fig_dir", str(tmp_path / "fig"),
            "-y", "{methods: [nokd, uniform, fisher_adaptive], seeds: [0, 1]}"]

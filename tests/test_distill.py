@@ -21,14 +21,14 @@ def _papermill(nb, out, *params, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
 
 
-def test_exp_distill_tiny_writes_the_main_table(tmp_path):
-    env = dict(os.environ)  # no exp_teacher run here: the notebook fine-tunes a teacher into the session's cache, or finds it there
-    r = subprocess.run([str(BIN / "papermill"), str(ROOT / "nbs" / "exp_distill.ipynb"), str(tmp_path / "d.ipynb"), "-p", "out_dir", str(tmp_path / "res"),
+def test_exp_distill_tiny_writes_the_main_table(tmp_path, tiny_res):
+    env = dict(os.environ)  # the teacher is the session's exp_teacher run's, in tiny_res
+    r = subprocess.run([str(BIN / "papermill"), str(ROOT / "nbs" / "exp_distill.ipynb"), str(tmp_path / "d.ipynb"), "-p", "out_dir", str(tiny_res),
                         "-p", "fig_dir", str(tmp_path / "fig"), "-y", "methods: [nokd, uniform, fisher, fisher_adaptive]", "--log-output"],
                        capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "synthetic seed 0 uniform" in r.stderr  # each unit's line reaches papermill's log
-    run = next((tmp_path / "res" / "exp_distill").iterdir())
+    run = next((tiny_res / "exp_distill").iterdir())
     table = pd.read_csv(run / "main_table.csv")
     assert set(table.method) == {"teacher", "nokd", "uniform", "fisher", "fisher_adaptive"}
     assert table["full|ndcg@10"].between(0, 1).all() and (table["full|ndcg@10"] > 0).all()
@@ -40,14 +40,14 @@ def test_exp_distill_tiny_writes_the_main_table(tmp_path):
     assert m["speed"]["synthetic"]["speedup"] > 1 and 0 < m["speed"]["synthetic"]["param_reduction"] < 1
     assert (run / "main_table.tex").read_text().lstrip().startswith("\\begin{tabular}")
     assert (tmp_path / "fig" / "distill_curves_tiny_synthetic.pdf").is_file()
-    assert json.loads((tmp_path / "res" / "bench" / "main_job_tiny.json").read_text())["wall_s"] > 0
-    units = list((tmp_path / "res" / "distill").iterdir())
+    assert json.loads((tiny_res / "bench" / "main_job_tiny.json").read_text())["wall_s"] > 0
+    units = list((tiny_res / "distill").iterdir())
     assert units and not any((u / "checkpoints").exists() for u in units)  # finished units keep no checkpoints
     # a second run reuses every unit and the teacher: no unit is added or rewritten
     done = {u.name: (u / "DONE").stat().st_mtime_ns for u in units}
     r2 = subprocess.run(r.args, capture_output=True, text=True, cwd=ROOT, env=env)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert {u.name: (u / "DONE").stat().st_mtime_ns for u in (tmp_path / "res" / "distill").iterdir()} == done
+    assert {u.name: (u / "DONE").stat().st_mtime_ns for u in (tiny_res / "distill").iterdir()} == done
 
 
 def test_unknown_method_is_named(tmp_path):
@@ -90,9 +90,10 @@ def test_two_processes_train_like_one(tmp_path):
     for wa, wo in zip(a["weights"], one["weights"]): np.testing.assert_allclose(wa, wo, rtol=0, atol=6e-4)
 
 
-def test_bench_distill_tiny_writes_its_ratios(tmp_path):
+def test_bench_distill_tiny_writes_its_ratios(tmp_path, tiny_res):
     out = tmp_path / "distill.json"
-    r = _papermill("bench_distill.ipynb", tmp_path / "b.ipynb", ("out_file", out), ("repeats", 3))
+    r = _papermill("bench_distill.ipynb", tmp_path / "b.ipynb", ("out_file", out), ("repeats", 3),
+                   env=dict(os.environ, LWA_RESULTS=str(tiny_res)))  # its teacher: the session's exp_teacher run
     assert r.returncode == 0, r.stderr[-3000:]
     b = json.loads(out.read_text())
     assert set(b["median_s"]) == {"student only (nokd)", "distill, cached teacher", "distill, teacher run every step"}
@@ -101,12 +102,12 @@ def test_bench_distill_tiny_writes_its_ratios(tmp_path):
     assert b["target"]["met"] == (b["ratio_cached_vs_student"] <= 1.3)
 
 
-def test_exp_weights_tiny_writes_strategies_and_the_beta_sweep(tmp_path):
-    r = subprocess.run([str(BIN / "papermill"), str(ROOT / "nbs" / "exp_weights.ipynb"), str(tmp_path / "w.ipynb"), "-p", "out_dir", str(tmp_path / "res"),
+def test_exp_weights_tiny_writes_strategies_and_the_beta_sweep(tmp_path, tiny_res):
+    r = subprocess.run([str(BIN / "papermill"), str(ROOT / "nbs" / "exp_weights.ipynb"), str(tmp_path / "w.ipynb"), "-p", "out_dir", str(tiny_res),
                         "-p", "fig_dir", str(tmp_path / "fig"), "-y", "{strategies: [uniform, fisher_adaptive], selections: [fisher_select]}"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
-    run = next((tmp_path / "res" / "exp_weights").iterdir())
+    run = next((tiny_res / "exp_weights").iterdir())
     beta = pd.read_csv(run / "beta.csv")
     assert beta.beta.tolist() == list(get_profile("tiny").distill.betas) and beta["mean"].between(0, 1).all()
     m = json.loads((run / "metrics.json").read_text())

@@ -9,22 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, copy_teacher_tree
 from lwa.config import EXP_PARAMS, _type_ok
 
 NB = ROOT / "nbs" / "bench_frontier.ipynb"
 
 
 def _papermill(tmp, *args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # the session's cache: its tiny teacher
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [str(BIN / "papermill"), str(NB), str(tmp / "out.ipynb"), "-p", "out_dir", str(tmp / "res"), "-p", "out_file",
            str(tmp / "frontier.json"), "-p", "fig_dir", str(tmp / "fig"), *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1800)
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
+def bench(tmp_path_factory, teacher_tree):
     tmp = tmp_path_factory.mktemp("frontier")
+    copy_teacher_tree(teacher_tree, tmp)  # tmp/res holds the session's exp_teacher run: its teacher
     r = _papermill(tmp, "-y", "methods: [uniform]", "-p", "time_users", "4", "-p", "repeats", "1")
     assert r.returncode == 0, r.stderr[-3000:]
     return tmp, json.loads((tmp / "frontier.json").read_text())

@@ -16,7 +16,8 @@ def readme_example() -> str:
     return m.group(1)
 
 
-def test_readme_new_method_example(capsys):
+def test_readme_new_method_example(capsys, tiny_res, monkeypatch):
+    monkeypatch.setenv("LWA_RESULTS", str(tiny_res))  # the teacher of the session's exp_teacher run, as after `make reproduce`
     from lwa.methods import METHODS
     from lwa.models import cache_dir
     units = cache_dir() / "try" / "distill"
