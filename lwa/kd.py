@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from .config import ConfigError, DistillCfg, TrainCfg, use_bf16
-from .core import sha256_json
+from .core import atomic_write_json, sha256_json
 from .data import Examples
 from .methods import LossInputs, Plan, get_method, kd_loss, layer_loss, make_plan
 from .models import cache_dir, check_tokenizer, select_layers
@@ -87,44 +88,60 @@ class TeacherCache:
     @classmethod
     @torch.inference_mode()
     def build(cls, teacher: LlmRecommender, w: Windows, prompter, root=None, batch_size: int = 16,
-              bf16: bool = False) -> "TeacherCache":
-        "The cache of `teacher` on windows `w`, computed once (under `root`, default the lwa cache folder) and reused."
+              bf16: bool = False, save_s: float = 300.0) -> "TeacherCache":
+        ("The cache of `teacher` on windows `w`, computed once (under `root`, default the lwa cache folder) and reused;"
+         " one process builds it (others wait), saving its progress every `save_s` seconds: a killed build resumes.")
         data = WindowDataset(w, prompter)
         prompts = _prompts_digest(data)
         key = sha256_json(dict(teacher=model_digest(teacher), prompts=prompts, bf16=bf16))[:16]
         path = Path(root or cache_dir() / "teacher_cache") / key
-        if (path / "meta.json").is_file():
-            return cls(path)
-        R, L, d, N = w.n_targets, len(teacher.lm.layers), teacher.config.lm["hidden_size"], teacher.config.n_items
-        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_name(f".{key}.lock")):
+            if not (path / "meta.json").is_file():
+                meta = dict(n_readouts=w.n_targets, n_windows=len(w), n_layers=len(teacher.lm.layers),
+                            hidden=teacher.config.lm["hidden_size"], n_items=teacher.config.n_items, key=key,
+                            dtype="float16", bf16=bf16, batch_size=batch_size, prompts=prompts)
+                _fill(teacher, data, prompter.pad_id, path.with_name(f".{key}.tmp"), meta, save_s)
+                os.replace(path.with_name(f".{key}.tmp"), path)
+        return cls(path)
+
+def _fill(teacher, data: WindowDataset, pad_id: int, tmp: Path, meta: dict, save_s: float):
+    "Compute the cache into `tmp` by batches of similar length, from the last saved batch of an interrupted build."
+    R, L, d, N, B = (meta[k] for k in ("n_readouts", "n_layers", "hidden", "n_items", "batch_size"))
+    prog = tmp / "progress.json"
+    done = json.loads(prog.read_text()) if prog.is_file() else {}
+    done = done["batches"] if done.get("meta") == meta else 0  # another build's leftovers are not resumed
+    if done:
+        print(f"teacher cache: resuming {tmp} after batch {done} of {math.ceil(len(data) / B)}", flush=True)
+    else:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        H = np.memmap(tmp / "hidden.f16", np.float16, "w+", shape=(R, L, d))
-        Z = np.memmap(tmp / "logits.f16", np.float16, "w+", shape=(R, N))
-        teacher.eval()
-        dev = next(teacher.parameters()).device
-        order, collate = np.argsort(data.lengths, kind="stable"), PadCollator(prompter.pad_id)
-        for s in tqdm(range(0, len(w), batch_size), desc="teacher cache", leave=False):
-            b = {k: v.to(dev) for k, v in collate([data[i] for i in order[s:s + batch_size]]).items()}
-            sel, rows = b["labels"] != -100, b["ridx"].cpu().numpy()  # (B, T) readouts, (R_b,) their global rows
-            with record_blocks(teacher) as r, autocast(teacher, bf16):
-                ids, am, pos = b["input_ids"], b["attention_mask"], b["position_ids"]
-                z = teacher(input_ids=ids, attention_mask=am, position_ids=pos, readouts=sel).logits
-            hid = torch.stack([h[sel] for h in r["blocks"]], 1)  # (R_b, L, d)
-            H[rows] = hid.float().cpu().numpy().astype(np.float16)
-            Z[rows] = z.float().cpu().numpy().astype(np.float16)
-        H.flush()
-        Z.flush()
-        del H, Z
-        meta = dict(n_readouts=R, n_windows=len(w), n_layers=L, hidden=d, n_items=N, key=key, dtype="float16",
-                    bf16=bf16,
-                    created=time.time(), prompts=prompts)
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            os.replace(tmp, path)
-        except OSError:  # another process finished the same cache first
-            shutil.rmtree(tmp, ignore_errors=True)
-        return cls(path)
+    H = np.memmap(tmp / "hidden.f16", np.float16, "r+" if done else "w+", shape=(R, L, d))
+    Z = np.memmap(tmp / "logits.f16", np.float16, "r+" if done else "w+", shape=(R, N))
+    teacher.eval()
+    dev = next(teacher.parameters()).device
+    order, collate, last = np.argsort(data.lengths, kind="stable"), PadCollator(pad_id), time.monotonic()
+    for j, s in enumerate(tqdm(range(0, len(data), B), desc="teacher cache", leave=False)):
+        if j < done:
+            continue
+        b = {k: v.to(dev) for k, v in collate([data[i] for i in order[s:s + B]]).items()}
+        sel, rows = b["labels"] != -100, b["ridx"].cpu().numpy()  # (B, T) readouts, (R_b,) their global rows
+        with record_blocks(teacher) as r, autocast(teacher, meta["bf16"]):
+            ids, am, pos = b["input_ids"], b["attention_mask"], b["position_ids"]
+            z = teacher(input_ids=ids, attention_mask=am, position_ids=pos, readouts=sel).logits
+        hid = torch.stack([h[sel] for h in r["blocks"]], 1)  # (R_b, L, d)
+        H[rows] = hid.float().cpu().numpy().astype(np.float16)
+        Z[rows] = z.float().cpu().numpy().astype(np.float16)
+        if time.monotonic() - last >= save_s:  # the rows on disk, then their count: a kill never counts unsaved rows
+            H.flush()
+            Z.flush()
+            atomic_write_json(prog, dict(meta=meta, batches=j + 1))
+            last = time.monotonic()
+    H.flush()
+    Z.flush()
+    del H, Z
+    prog.unlink(missing_ok=True)
+    (tmp / "meta.json").write_text(json.dumps(dict(meta, created=time.time())))
 
 # %% ../nbs/06b_kd.ipynb #13a0e5f2
 def _first_rows(inputs: dict, n: int) -> dict:
