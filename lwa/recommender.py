@@ -296,7 +296,10 @@ class TimedCheckpoint(TrainerCallback):
         self.last = time.monotonic()
 
     def on_step_end(self, args, state, control, **kw):
-        if time.monotonic() - self.last >= self.seconds:
+        due = torch.tensor(float(time.monotonic() - self.last >= self.seconds), device=args.device)
+        if args.world_size > 1:  # N processes save at the same step, or one waits in a save's collectives forever
+            torch.distributed.all_reduce(due, op=torch.distributed.ReduceOp.MAX)
+        if due.item():
             control.should_save = True
 
     def on_save(self, args, state, control, **kw):

@@ -20,7 +20,7 @@ pr = Prompter(tok, syn.items.title.tolist(), max_title_tokens=6, max_history=5)
 teacher = from_lm(lm, pr.titles)
 cfg = DistillCfg(epochs=1.0, batch_size=16 // world, lr=3e-3, max_train_examples=64)  # the same global batch of 16
 stu, log, plan = distill(teacher, sp.train, pr, "uniform", cfg, out / f"run{world}", k=2, cache_root=out / "cache", save_steps=10**6,
-                         logging_steps=1)
+                         logging_steps=1, checkpoint_s=0.0 if rank == 0 else 1e9)  # only process 0's timer fires: all must save
 batch = PadCollator(pr.pad_id)([dict(input_ids=pr(h), labels=int(t)) for h, t in zip(sp.valid.histories[:8], sp.valid.targets[:8])])
 with torch.no_grad():
     labels = batch.pop("labels")

@@ -81,6 +81,8 @@ def test_two_processes_train_like_one(tmp_path):
     assert a["world"] == 2 and one["world"] == 1
     assert a["loss"] == b["loss"] and a["weights"] == b["weights"]  # the replicas stay identical
     assert len(a["train_losses"]) == len(one["train_losses"]) == 4  # the same number of steps of the same global batch
+    for w in (1, 2):  # process 0's timed checkpoint after every step (the last one kept), taken by both processes together
+        assert [p.name for p in (tmp_path / f"run{w}" / "checkpoints").iterdir()] == ["checkpoint-4"]
     # The two runs sum the same gradients in another order; AdamW divides each gradient by its running size, so for weights
     # whose gradients are near zero that float noise becomes a visible part of a step (seen on one 2-core machine: losses
     # 4e-5 apart in relative terms, weights up to 1.4e-4 apart after 4 steps of lr 3e-3, a step moving a weight by up to 3e-3).
