@@ -109,8 +109,8 @@ def _fill(teacher, data: WindowDataset, pad_id: int, tmp: Path, meta: dict, save
     "Compute the cache into `tmp` by batches of similar length, from the last saved batch of an interrupted build."
     R, L, d, N, B = (meta[k] for k in ("n_readouts", "n_layers", "hidden", "n_items", "batch_size"))
     prog = tmp / "progress.json"
-    done = json.loads(prog.read_text()) if prog.is_file() else {}
-    done = done["batches"] if done.get("meta") == meta else 0  # another build's leftovers are not resumed
+    saved = json.loads(prog.read_text()) if prog.is_file() else {}
+    done = saved["batches"] if saved.get("meta") == meta else 0  # another build's leftovers are not resumed
     if done:
         print(f"teacher cache: resuming {tmp} after batch {done} of {math.ceil(len(data) / B)}", flush=True)
     else:
