@@ -7,7 +7,8 @@
 - the same job with each unit trained by `accelerate launch` on 2 CPU processes (gloo) agrees with the 1-process run within a stated tolerance.
 
 490 = 15 global batches of 32 + 10: the last batch of every epoch is short, which under 2 processes leaves rank 1 nothing but padding (see
-`DistillationTrainer._share`). The two reference runs go side by side (one thread each) to save time; the test file takes about 4 minutes on 2 cores.
+`DistillationTrainer._share`). The two reference runs go side by side (one thread each) to save time; each fine-tunes its own tiny teacher, the
+slowest part (their setup took 403 s in one measured suite run, beside a demoted background job).
 """
 import json
 import os
