@@ -6,9 +6,9 @@
 __all__ = ['PACKAGES', 'CODE_PATHS', 'QUIET_ENV', 'seed_everything', 'sha256_json', 'sha256_files', 'project_root', 'git_info',
            'package_versions', 'provenance', 'quiet_env', 'progress_disabled', 'repo_path', 'atomic_write_text',
            'atomic_write_json', 'atomic_write_csv', 'json_records', 'RunFinishedError', 'results_root', 'Run',
-           'find_run', 'DTYPES', 'EXP_PARAMS', 'LEGACY', 'PROFILES', 'ConfigError', 'DataCfg', 'DistillCfg', 'EvalCfg',
-           'ModelCfg', 'Profile', 'TrainCfg', 'bf16_supported', 'check_params', 'drop_legacy', 'get_profile',
-           'use_bf16']
+           'find_run', 'run_with_weights', 'DTYPES', 'EXP_PARAMS', 'LEGACY', 'PROFILES', 'ConfigError', 'DataCfg',
+           'DistillCfg', 'EvalCfg', 'ModelCfg', 'Profile', 'TrainCfg', 'bf16_supported', 'check_params', 'drop_legacy',
+           'get_profile', 'use_bf16']
 
 # %% ../nbs/00_core.ipynb #f72ced74
 import dataclasses
@@ -266,3 +266,12 @@ def find_run(experiment: str, prefix: str, root=None, notebook: str | None = Non
         raise FileNotFoundError(f"no finished {experiment} run named {prefix}* in {base}; "
                                 f"run nbs/{notebook or experiment}.ipynb first with the same profile, dataset and seed")
     return done[-1]
+
+# %% ../nbs/00_core.ipynb #543cecdd
+def run_with_weights(experiment: str, name: str, config: dict, weights: str, root=None) -> Run:
+    ("The run of `config`; where it finished but its file `weights` is gone (weights are not committed), a new run"
+     " whose config adds `retrained_from` (the finished run's id), followed through runs that lost their weights too.")
+    run = Run(experiment, name, config, root=root)
+    while run.done and not (run.path / weights).is_file():
+        run = Run(experiment, name, dict(config, retrained_from=run.run_id), root=root)
+    return run
