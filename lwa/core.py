@@ -129,6 +129,7 @@ def provenance(seed: int | None = None, data_checksum: str | None = None, starte
         git=git or git_now, **extra, packages=package_versions(), python=sys.version.split()[0],
         platform=platform.platform(), host=socket.gethostname(), cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
+        cpu_bf16=bf16_supported("cpu"),  # what a profile's `bf16: null` turns into on the CPU: bf16 autocast on or off
         seed=seed, data_checksum=data_checksum,
         started_at=None if started is None else datetime.fromtimestamp(started, timezone.utc).isoformat(),
         finished_at=datetime.fromtimestamp(now, timezone.utc).isoformat(),
