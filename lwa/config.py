@@ -320,6 +320,8 @@ EXP_PARAMS = {  # experiment notebook -> parameter -> the type its value must ha
                        batch_size=int, out_dir=_OPT_STR, fig_dir=_OPT_STR),
     "exp_weights": dict(profile=str, dataset=_OPT_STR, seeds=list[int] | None, strategies=list[str],
                         selections=list[str], out_dir=_OPT_STR, fig_dir=_OPT_STR),
+    "exp_bf16": dict(profile=str, dataset=_OPT_STR, seed=int, max_eval_users=_OPT_INT, margin=float | int,
+                     out_dir=_OPT_STR),
     "exp_pilot": dict(profile=str, dataset=_OPT_STR, seed=int, budget_targets=int, valid_users=int, options=dict,
                       max_hours_per_epoch=float | int | None, out_dir=_OPT_STR),
     "exp_distill": dict(profile=str, datasets=list[str] | None, teacher=_OPT_STR, student_layers=_OPT_INT,

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'HUB_IDS', 'SMOLLM2_GGUF', 'LAYER_STRATEGIES', 'cache_dir', 'resolve_teacher', 'folder_digest',
-           'teacher_key', 'teacher_run_name', 'teacher_settings', 'teacher_run', 'tiny_tokenizer', 'tiny_config',
-           'CheckpointError', 'load_teacher', 'check_tokenizer', 'select_layers', 'narrow_dims', 'pca_basis',
-           'make_student', 'copy_blocks', 'layer_projection', 'param_counts', 'block_params', 'disk_size_mb',
-           'cpu_latency']
+           'teacher_key', 'teacher_run_name', 'teacher_settings', 'teacher_run', 'teacher_runs', 'tiny_tokenizer',
+           'tiny_config', 'CheckpointError', 'load_teacher', 'check_tokenizer', 'select_layers', 'narrow_dims',
+           'pca_basis', 'make_student', 'copy_blocks', 'layer_projection', 'param_counts', 'block_params',
+           'disk_size_mb', 'cpu_latency']
 
 # %% ../nbs/03_models.ipynb #aef09365
 import copy
@@ -92,17 +92,28 @@ def teacher_settings(profile: dict | None) -> dict | None:
     d = drop_legacy(profile)
     return dict(data={**d["data"], "dataset": dataset_slug(d["data"]["dataset"])}, train=d["train"])
 
-def teacher_run(cfg, seed: int = 0, root=None) -> Path:
-    ("The newest finished exp_teacher run of `cfg`'s teacher trained with `cfg`'s data and training settings (one of"
-     " other settings, under the same name, is passed over); FileNotFoundError, saying what to run,"
-     " when there is none.")
+def _same_teacher(cfg):
+    "Whether an exp_teacher run folder was trained with `cfg`'s data and training settings (or records none)."
     import json
-    from lwa.core import find_run
     want = teacher_settings(cfg.to_dict())
     def same(run: Path) -> bool:
         got = teacher_settings(json.loads((run / "config.json").read_text()).get("profile"))
         return got is None or got == want
-    return find_run("exp_teacher", teacher_run_name(cfg, seed) + "-", root=root, where=same)
+    return same
+
+def teacher_run(cfg, seed: int = 0, root=None) -> Path:
+    ("The newest finished exp_teacher run of `cfg`'s teacher trained with `cfg`'s data and training settings (one of"
+     " other settings, under the same name, is passed over); FileNotFoundError, saying what to run,"
+     " when there is none.")
+    from lwa.core import find_run
+    return find_run("exp_teacher", teacher_run_name(cfg, seed) + "-", root=root, where=_same_teacher(cfg))
+
+def teacher_runs(cfg, seed: int = 0, root=None) -> list:
+    "Every finished exp_teacher run that `teacher_run` chooses from (the same teacher and settings), by folder name."
+    from lwa.core import results_root
+    same = _same_teacher(cfg)
+    base = Path(root or results_root()) / "exp_teacher"
+    return [p for p in sorted(base.glob(teacher_run_name(cfg, seed) + "-*")) if (p / "DONE").is_file() and same(p)]
 
 # %% ../nbs/03_models.ipynb #eb9c23ef
 @lru_cache(maxsize=1)

@@ -363,6 +363,7 @@ def train_recommender(
     if ck and tr.is_world_process_zero():
         print(f"{desc + ': ' if desc else ''}resuming from {ck}", flush=True)
     tr.train(resume_from_checkpoint=ck)
+    m = tr.accelerator.unwrap_model(m, keep_fp32_wrapper=False)  # no bf16 autocast left on its forward: callers choose
     m = m.merge_and_unload() if cfg.lora_r > 0 else m
     return m.eval(), tr.state.log_history
 
