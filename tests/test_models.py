@@ -1,6 +1,8 @@
 "Teacher loading, students and the recommender, across lwa.models, lwa.recommender and lwa.metrics."
 import inspect
 import json
+import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -82,3 +84,21 @@ def test_exp_fisher_without_a_teacher_run_says_what_to_run(tmp_path):
     cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_fisher.ipynb"), str(tmp_path / "f.ipynb"), "-p", "out_dir", str(tmp_path / "res")]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert r.returncode != 0 and "run nbs/exp_teacher.ipynb first" in (tmp_path / "f.ipynb").read_text()
+
+
+def test_a_teacher_trained_again_exactly_gets_its_weights_back(tmp_path):
+    "exp_teacher on tiny (a small budget), its weights deleted as on a fresh clone, then again: the same training, so no copy stays."
+    res = tmp_path / "res"
+    cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / "exp_teacher.ipynb"), str(tmp_path / "t.ipynb"), "-p", "out_dir", str(res),
+           "-p", "fig_dir", str(tmp_path / "fig"), "-p", "max_train_examples", "64", "-p", "verbal_users", "8"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = (res / "exp_teacher").iterdir()
+    weights = run / "teacher" / "model.safetensors"
+    first = weights.read_bytes()
+    shutil.rmtree(run / "teacher")
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "its weights are moved there, and the copy is deleted" in (tmp_path / "t.ipynb").read_text()
+    assert [p.name for p in (res / "exp_teacher").iterdir()] == [run.name] and weights.read_bytes() == first
