@@ -48,8 +48,8 @@ sync-check:  ## nbdev_export and nbdev_clean must leave the tree as it was
 nbtest:  ## run the library notebooks top to bottom (experiment notebooks run under pytest)
 	$(BIN)/nbdev_test --skip_file_re '^(exp_|bench_|[_.])' --n_workers 2
 
-pytest:
-	$(BIN)/python -m pytest -q tests
+pytest:  ## the cross-module tests; the 25 slowest are listed at the end (where the suite's time goes)
+	$(BIN)/python -m pytest -q tests --durations=25
 
 export:  ## after editing notebooks: export lwa/ and clean the notebooks
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
