@@ -78,6 +78,23 @@ def test_exp_teacher_then_exp_fisher_on_tiny(tmp_path, teacher_tree):
     assert fm["n_layers"] == 8 and len(fm["importance"]["fisher (empirical)"]) == 8 and len(fm["hypotheses"]) == 2
     assert all(v["verdict"] in ("supported", "contradicted", "not established") for v in fm["hypotheses"].values())
     assert (frun / "fisher_empirical.json").is_file() and (tmp_path / "fig" / "fisher_heatmap_tiny_synthetic.pdf").is_file()
+    # run again (as `lwa.reproduce --force` does), it reads the finished run back: the same tables, nothing computed or rewritten
+    done = (frun / "DONE").stat().st_mtime_ns
+    cmd[2] = str(tmp_path / "again.ipynb")
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    first, again = (_shown(json.loads((tmp_path / f).read_text())) for f in ("fisher.ipynb", "again.ipynb"))
+    assert len(first) == 4 and first == again, "the read-back tables differ from the computed ones"
+    printed = [json.dumps([c.get("outputs") for c in json.loads((tmp_path / f).read_text())["cells"]]) for f in ("fisher.ipynb", "again.ipynb")]
+    assert "read back from" not in printed[0] and "read back from" in printed[1]
+    assert (frun / "DONE").stat().st_mtime_ns == done
+
+
+def _shown(nb):
+    "What exp_fisher shows of its results (not its progress bars): the module heatmap, the measures, their agreement, the hypotheses."
+    keys = ("heat.round", "\ntable\n", "agree.round", "answers.items()")
+    return {s: [o.get("data", {}).get("text/plain") or o["text"] for o in c.get("outputs", []) if o.get("name") != "stderr"]
+            for c in nb["cells"] if c["cell_type"] == "code" for s in ["".join(c["source"]) + "\n"] if any(k in s for k in keys)}
 
 
 def test_exp_fisher_without_a_teacher_run_says_what_to_run(tmp_path):
