@@ -11,6 +11,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LWA_DATA_DIR") or ROOT.parent / "shared" / "data")
 BIN = Path(sys.executable).parent
 
+# jupyter_client picks a kernel's free ports and the kernel binds them a moment later, so papermill runs started together can
+# pick the same port: the loser's kernel dies before it runs a cell (nteract/papermill#511; it failed one CI run, stop 29).
+KERNEL_LOST_RACE = ("Address already in use", "Kernel died before replying to kernel_info")
+
+
+def run_papermill(cmd, **kw):
+    "`subprocess.run` of a papermill command (output captured as text), started once more if its kernel lost the port race."
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode and any(s in r.stdout + r.stderr for s in KERNEL_LOST_RACE):
+        r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    return r
+
+
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data absent: {DATA} not found (CI and sessions have ../shared/data)")
 
 

@@ -54,6 +54,13 @@ def _start(d: Path, cache: Path, *params, new_session=False):
     return subprocess.Popen(_cmd(d, *params), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(cache), start_new_session=new_session)
 
 
+def _kernel_up(p, d: Path, timeout=300):
+    "Wait until the run in folder d executes its first cell (its kernel is up) or ends."
+    t = time.time()
+    while p.poll() is None and "Executing Cell" not in (d / "log.txt").read_text() and time.time() - t < timeout:
+        time.sleep(0.5)
+
+
 def _finish(p, d: Path, timeout=1500):
     assert p.wait(timeout) == 0, (d / "log.txt").read_text()[-4000:]
     return (d / "log.txt").read_text()
@@ -77,7 +84,9 @@ def _losses(u: Path) -> list:
 def twins(tmp_path_factory):
     "Two independent uninterrupted runs, A and B, each with its own teacher: (folder A, folder B)."
     a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
-    pa, pb = _start(a, a / "cache"), _start(b, b / "cache")
+    pa = _start(a, a / "cache")
+    _kernel_up(pa, a)  # B's kernel starts once A's holds its ports: kernels started together can race for one
+    pb = _start(b, b / "cache")
     _finish(pa, a); _finish(pb, b)
     return a, b
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from transformers import TrainerCallback
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, run_papermill
 from lwa.config import EXP_PARAMS, ConfigError, DataCfg, DistillCfg, TrainCfg, _type_ok, get_profile
 from lwa.core import Run, find_run
 from lwa.data import DataError, kcore, leave_one_out, load_data, load_dataset, read_lcrec, read_unisrec, synthetic_dataset
@@ -113,7 +113,7 @@ def test_undamaged_amazon_fixture_reads(tmp_path):
 
 def test_a_damaged_dataset_fails_the_notebook_without_finishing_a_run(pm):
     r = pm["damaged data"]
-    assert r.returncode != 0 and re.search(r"Toy\.jsonl\.gz: truncated or corrupt.*" + REFETCH, r.text)
+    assert r.returncode != 0 and re.search(r"Toy\.jsonl\.gz: truncated or corrupt.*" + REFETCH, r.text), r.log[-3000:]  # shows why otherwise
     runs = list((r.out / "exp_popularity").iterdir())
     assert [sorted(p.name for p in run.iterdir()) for run in runs] == [["config.json"]]  # no metrics, no DONE: nothing reads as finished
     with pytest.raises(FileNotFoundError, match="no finished exp_popularity run"): find_run("exp_popularity", "tiny-", root=r.out)
@@ -263,9 +263,9 @@ def _papermill(tmp, nb, out_dir, *args, env=None):
     figs = [] if nb == "exp_popularity" else ["-p", "fig_dir", str(tmp / "fig")]  # exp_popularity draws no figure
     cmd = [str(BIN / "papermill"), str(ROOT / "nbs" / f"{nb}.ipynb"), str(tmp / "out.ipynb"), "-p", "out_dir", str(out_dir), *figs, *args]
     env = dict(os.environ, OMP_NUM_THREADS="1", LWA_CACHE=str(tmp / "cache"), **(env or {}))
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    r = run_papermill(cmd, cwd=ROOT, env=env, timeout=300)  # three run at a time: their kernels can race for a port
     nb_text = (tmp / "out.ipynb").read_text() if (tmp / "out.ipynb").is_file() else ""
-    return SimpleNamespace(returncode=r.returncode, text=r.stdout + r.stderr + nb_text, out=Path(out_dir), tmp=tmp)
+    return SimpleNamespace(returncode=r.returncode, text=r.stdout + r.stderr + nb_text, log=r.stdout + r.stderr, out=Path(out_dir), tmp=tmp)
 
 
 @pytest.fixture(scope="module")
