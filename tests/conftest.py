@@ -13,7 +13,7 @@ BIN = Path(sys.executable).parent
 
 # jupyter_client picks a kernel's free ports and the kernel binds them a moment later, so papermill runs started together can
 # pick the same port: the loser's kernel dies before it runs a cell (nteract/papermill#511; it failed one CI run, stop 29).
-KERNEL_LOST_RACE = ("Address already in use", "Kernel died before replying to kernel_info")
+KERNEL_LOST_RACE = ("Address already in use", "Kernel died before replying to kernel_info", "Kernel didn't respond in")
 
 
 def run_papermill(cmd, **kw):
