@@ -54,10 +54,11 @@ print("RUN", met["run_id"], results_root())
 """
 
 
-def _clone(dest):
-    "A clone of the checkout's committed code at `dest`."
+def _clone(dest, teacher_tree):
+    "A clone of the checkout's committed code at `dest`, with the session's tiny exp_teacher run in its results (its teacher)."
     dest.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "clone", "-q", "--local", str(ROOT), str(dest)], check=True)
+    shutil.copytree(teacher_tree / "res", dest / "results", dirs_exist_ok=True)
     return dest
 
 
@@ -72,13 +73,13 @@ def _unit(clone, cache) -> str:
     return run_id
 
 
-def test_the_same_unit_from_two_clones_in_different_folders_is_found_finished(tmp_path, lwa_cache):
-    "A unit made in one clone and copied into a clone elsewhere is finished there: its identity holds no path."
-    one = _clone(tmp_path / "one" / "lwa")
-    a = _unit(one, lwa_cache)  # one cache (keyed by content): the tiny teacher trains once
+def test_the_same_unit_from_two_clones_in_different_folders_is_found_finished(tmp_path, lwa_cache, teacher_tree):
+    "A unit made in one clone and copied into a clone elsewhere is finished there: its identity holds no path, not even its teacher's."
+    one = _clone(tmp_path / "one" / "lwa", teacher_tree)
+    a = _unit(one, lwa_cache)  # the teacher is the clone's own exp_teacher run, found inside it
     unit = one / "results" / "distill" / a
     done = (unit / "DONE").read_text()
-    two = _clone(tmp_path / "elsewhere" / "deeper" / "checkout")
+    two = _clone(tmp_path / "elsewhere" / "deeper" / "checkout", teacher_tree)
     shutil.copytree(unit, two / "results" / "distill" / a)
     assert _unit(two, lwa_cache) == a, "the second clone computed another identity for the same unit"
     assert (two / "results" / "distill" / a / "DONE").read_text() == done, "the copied unit was trained again"

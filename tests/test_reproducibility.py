@@ -1,14 +1,16 @@
 """Reproducibility of the main job (exp_distill on tiny, methods uniform and fisher, 490 training examples per student):
 
-- two independent runs (separate results and $LWA_CACHE folders, so each fine-tunes its own teacher) agree bit for bit on CPU, at one thread each
+- two independent runs (separate results and $LWA_CACHE folders, so each computes its own Fisher and trains its own students from a copy of the
+  session's tiny teacher) agree bit for bit on CPU, at one thread each
   (the thread count is part of the guarantee: torch's CPU matrix products and reductions split their sums by thread, and a tiny student trained with
   2 threads differed from one trained with 1 by up to 1.2e-7 in its weights);
 - a run SIGKILLed mid-training, then started again with the same command, resumes from its Trainer checkpoint and ends with the same bytes;
 - the same job with each unit trained by `accelerate launch` on 2 CPU processes (gloo) agrees with the 1-process run within a stated tolerance.
 
 490 = 15 global batches of 32 + 10: the last batch of every epoch is short, which under 2 processes leaves rank 1 nothing but padding (see
-`DistillationTrainer._share`). The two reference runs go side by side (one thread each) to save time; each fine-tunes its own tiny teacher, the
-slowest part (their setup took 403 s in one measured suite run, beside a demoted background job).
+`DistillationTrainer._share`). The two reference runs go side by side (one thread each) to save time. They distil from the session's tiny
+`exp_teacher` run (`teacher_tree`) rather than fine-tune a teacher each, which took 334 s of CI's (stop 29): that a teacher trained again comes
+out bit for bit the same is tested where it matters, in tests/test_models.py (its weights) and tests/test_verify.py (its results).
 """
 import json
 import os
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, copy_teacher_tree
 
 METHODS = "methods: [uniform, fisher]"
 N_EX = 490  # training targets: whole readout windows up to this many
@@ -66,8 +68,14 @@ def _finish(p, d: Path, timeout=1500):
     return (d / "log.txt").read_text()
 
 
+def _with_teacher(teacher_tree, d: Path) -> Path:
+    "Folder d with a copy of the session's tiny exp_teacher run in d/res, where the run in d finds its teacher (no teacher is fine-tuned)."
+    copy_teacher_tree(teacher_tree, d)
+    return d
+
+
 def _units(d: Path) -> dict:
-    "Unit folders by name, without the hash (which holds the teacher's path, so differs between cache folders)."
+    "Unit folders by name, without the hash."
     return {u.name[:-9]: u for u in sorted((d / "res" / "distill").iterdir())}
 
 
@@ -81,9 +89,9 @@ def _losses(u: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def twins(tmp_path_factory):
-    "Two independent uninterrupted runs, A and B, each with its own teacher: (folder A, folder B)."
-    a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
+def twins(teacher_tree, tmp_path_factory):
+    "Two independent uninterrupted runs, A and B, each with its own copy of the teacher and its own cache: (folder A, folder B)."
+    a, b = (_with_teacher(teacher_tree, tmp_path_factory.mktemp(x)) for x in "ab")
     pa = _start(a, a / "cache")
     _kernel_up(pa, a)  # B's kernel starts once A's holds its ports: kernels started together can race for one
     pb = _start(b, b / "cache")
@@ -92,10 +100,8 @@ def twins(tmp_path_factory):
 
 
 def test_two_runs_agree_bit_for_bit(twins):
-    "Same profile and seed on CPU: the teacher, Fisher table, every unit's per-user results, metrics and training log, and the main table are equal."
+    "Same profile and seed on CPU: the Fisher table, every unit's per-user results, metrics and training log, and the main table are equal."
     a, b = twins
-    ta, tb = (next((x / "cache" / "teachers").iterdir()) for x in (a, b))
-    assert (ta / "model.safetensors").read_bytes() == (tb / "model.safetensors").read_bytes()  # the two teachers were fine-tuned separately
     fa, fb = (sorted((x / "cache" / "fisher").iterdir()) for x in (a, b))
     assert [f.read_bytes() for f in fa] == [f.read_bytes() for f in fb] and fa
     ua, ub = _units(a), _units(b)
@@ -155,10 +161,10 @@ def _epoch(state_file: Path) -> float:
     except (OSError, ValueError, KeyError): return 0.0
 
 
-def test_killed_run_resumes_to_the_same_result(twins, tmp_path):
+def test_killed_run_resumes_to_the_same_result(twins, teacher_tree, tmp_path):
     "SIGKILL exp_distill mid-unit, after a Trainer checkpoint in epoch 2; the same command again resumes from it and ends equal to run A."
     a, b = twins
-    c, cache = tmp_path / "c", b / "cache"  # B's teacher: the kill lands in training, not in the teacher's fine-tuning
+    c, cache = _with_teacher(teacher_tree, tmp_path / "c"), b / "cache"  # B's Fisher: the kill lands in a student's training
     cmd = ("-p", "save_steps", "6")  # with validation, a checkpoint at every validation: twice an epoch
     p = _start(c, cache, *cmd, new_session=True)
     ck, deadline = None, time.time() + 400
@@ -194,11 +200,11 @@ def test_killed_run_resumes_to_the_same_result(twins, tmp_path):
     assert tab_a.equals(tab_c)
 
 
-def test_two_processes_through_the_notebook(twins, tmp_path):
+def test_two_processes_through_the_notebook(twins, teacher_tree, tmp_path):
     "exp_distill with num_processes=2: each unit trains under `accelerate launch --multi_gpu --num_processes 2` (gloo), equal to run A within tolerance."
     a, _ = twins
-    d = tmp_path / "d"
-    log = _finish(_start(d, a / "cache", "-p", "num_processes", "2"), d)  # A's teacher: the units' folders are A's
+    d = _with_teacher(teacher_tree, tmp_path / "d")
+    log = _finish(_start(d, a / "cache", "-p", "num_processes", "2"), d)  # the same teacher and A's Fisher: the units' folders are A's
     assert log.count("accelerate.commands.launch --multi_gpu") == 2 and "--num_processes 2" in log and log.count("(2 processes)") == 2
     ua, ud = _units(a), _units(d)
     assert sorted(ua) == sorted(ud)
